@@ -1,0 +1,346 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orderhub/orderhub/impl/domain"
+)
+
+// Redis is the production Store. Key layout (every variable part escaped,
+// see esc; the braces are the Redis Cluster hash tag, always one entity):
+//
+//	orderhub:order:{o:<id>}                                 hash json, ver
+//	orderhub:audits:{t:<tradeId>}                           hash <batchId> → audit JSON
+//	orderhub:idem:{<scope>:<scopeId>}:<op>:<client>:<reqId> hash state (P|D), token, fp, resp
+//	orderhub:claim:{<op>:<client>:<reqId>}                  string fingerprint
+//
+// A record shares its entity's slot, so Commit writes both in one script.
+// The claim lives in the requestId's own slot and is written by a separate
+// command in the same round trip. Lua never decodes JSON: Go builds every
+// document, so extendInfo comes back byte for byte.
+type Redis struct {
+	c                             redis.UniversalClient
+	begin, commit, release, putCS *redis.Script
+}
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis returns a Store over c: a single node, Sentinel or Cluster.
+func NewRedis(c redis.UniversalClient) *Redis {
+	return &Redis{
+		c:       c,
+		begin:   redis.NewScript(beginLua),
+		commit:  redis.NewScript(commitLua),
+		release: redis.NewScript(releaseLua),
+		putCS:   redis.NewScript(putOrderLua),
+	}
+}
+
+// beginLua: KEYS[1] record; ARGV fingerprint, new token, lease ms.
+const beginLua = `
+local r = redis.call('HMGET', KEYS[1], 'state', 'fp', 'resp')
+if not r[1] then
+  redis.call('HSET', KEYS[1], 'state', 'P', 'token', ARGV[2], 'fp', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {'S'}
+end
+if r[2] ~= ARGV[1] then return {'M'} end
+if r[1] == 'P' then return {'P'} end
+return {'D', r[3]}
+`
+
+// commitLua: KEYS[1] record, KEYS[2] the entity (absent without effect).
+// ARGV token, response, retention ms (0: forever), effect kind, then
+// "order": expected version, order JSON, new version; "audit": batch, JSON.
+const commitLua = `
+local r = redis.call('HMGET', KEYS[1], 'state', 'token')
+if r[1] ~= 'P' or r[2] ~= ARGV[1] then return 'lost' end
+if ARGV[4] == 'order' then
+  if (redis.call('HGET', KEYS[2], 'ver') or '0') ~= ARGV[5] then return 'conflict' end
+  redis.call('HSET', KEYS[2], 'json', ARGV[6], 'ver', ARGV[7])
+elseif ARGV[4] == 'audit' then
+  redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
+end
+redis.call('HSET', KEYS[1], 'state', 'D', 'resp', ARGV[2])
+redis.call('HDEL', KEYS[1], 'token')
+if ARGV[3] == '0' then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 'ok'
+`
+
+// releaseLua: KEYS[1] record; ARGV token.
+const releaseLua = `
+local r = redis.call('HMGET', KEYS[1], 'state', 'token')
+if r[1] == 'P' and r[2] == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 'ok'
+`
+
+// putOrderLua: KEYS[1] order; ARGV expected version, order JSON, new version.
+const putOrderLua = `
+if (redis.call('HGET', KEYS[1], 'ver') or '0') ~= ARGV[1] then return 'conflict' end
+redis.call('HSET', KEYS[1], 'json', ARGV[2], 'ver', ARGV[3])
+return 'ok'
+`
+
+// esc makes a key part unambiguous: no ':' to fake a separator, no braces
+// to move the hash tag, and '%' escaped so that escapes cannot be forged.
+func esc(s string) string {
+	if !strings.ContainsAny(s, "%:{}") {
+		return s
+	}
+	var b strings.Builder
+	for i := range len(s) {
+		switch c := s[i]; c {
+		case '%', ':', '{', '}':
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// tag is the hash tag of an entity.
+func tag(scope ScopeKind, id string) string {
+	return "{" + esc(string(scope)) + ":" + esc(id) + "}"
+}
+
+func orderKey(id string) string       { return "orderhub:order:" + tag(ScopeOrder, id) }
+func auditsKey(tradeID string) string { return "orderhub:audits:" + tag(ScopeTrade, tradeID) }
+
+func claimKey(k Key) string {
+	return "orderhub:claim:{" + esc(k.Op) + ":" + esc(k.ClientID) + ":" + esc(k.RequestID) + "}"
+}
+
+// RecordKey is the key of k's idempotency record (tests expire it by hand).
+func (r *Redis) RecordKey(k Key) string {
+	return "orderhub:idem:" + tag(k.Scope, k.ScopeID) + ":" + esc(k.Op) + ":" + esc(k.ClientID) + ":" + esc(k.RequestID)
+}
+
+// millis rounds d up to whole milliseconds, so that a short positive
+// duration never becomes 0 (which means "forever" to Commit).
+func millis(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// evalAgain runs s with EVAL when a pipelined EVALSHA found it missing from
+// the server's script cache (restart, SCRIPT FLUSH, a new cluster node). The
+// script did not run then, so running it now is safe; EVAL caches it again.
+func evalAgain(ctx context.Context, c redis.Scripter, s *redis.Script, cmd *redis.Cmd, keys []string, args ...any) *redis.Cmd {
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		return s.Eval(ctx, c, keys, args...)
+	}
+	return cmd
+}
+
+// encodeOrder returns o as JSON with extendInfo spliced in verbatim:
+// encoding/json would compact it and escape '<', '>' and '&'. The caller has
+// checked (checkOrder) that extendInfo is valid JSON.
+func encodeOrder(o domain.Order) (string, error) {
+	raw := o.ExtendInfo
+	o.ExtendInfo = nil // omitted; b is {"requestOrderId":...}
+	b, err := json.Marshal(o)
+	if err != nil || len(raw) == 0 {
+		return string(b), err
+	}
+	return `{"extendInfo":` + string(raw) + "," + string(b[1:]), nil
+}
+
+// GetOrder implements Store.
+func (r *Redis) GetOrder(ctx context.Context, requestOrderID string) (domain.Order, error) {
+	doc, err := r.c.HGet(ctx, orderKey(requestOrderID), "json").Result()
+	if errors.Is(err, redis.Nil) {
+		return domain.Order{}, ErrNotFound
+	}
+	if err != nil {
+		return domain.Order{}, err
+	}
+	var o domain.Order
+	if err := json.Unmarshal([]byte(doc), &o); err != nil {
+		return domain.Order{}, fmt.Errorf("store: order %q: %w", requestOrderID, err)
+	}
+	return o, nil
+}
+
+// PutOrder implements Store.
+func (r *Redis) PutOrder(ctx context.Context, o domain.Order) (domain.Order, error) {
+	if err := checkOrder(o); err != nil {
+		return domain.Order{}, err
+	}
+	expected := o.Version
+	o.Version++
+	doc, err := encodeOrder(o)
+	if err != nil {
+		return domain.Order{}, err
+	}
+	res, err := r.putCS.Run(ctx, r.c, []string{orderKey(o.RequestOrderID)}, expected, doc, o.Version).Text()
+	if err != nil {
+		return domain.Order{}, err
+	}
+	if res == "conflict" {
+		return domain.Order{}, ErrConflict
+	}
+	return cloneOrder(o), nil
+}
+
+// ListAudits implements Store.
+func (r *Redis) ListAudits(ctx context.Context, tradeID string) ([]domain.Audit, error) {
+	docs, err := r.c.HGetAll(ctx, auditsKey(tradeID)).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]domain.Audit, 0, len(docs))
+	for batch, doc := range docs {
+		var a domain.Audit
+		if err := json.Unmarshal([]byte(doc), &a); err != nil {
+			return nil, fmt.Errorf("store: audit %q/%q: %w", tradeID, batch, err)
+		}
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b domain.Audit) int { return cmp.Compare(a.DeliveryBatchID, b.DeliveryBatchID) })
+	return out, nil
+}
+
+// Begin implements Store in one round trip: the begin script on the record
+// and SET NX GET on the claim, pipelined. The record goes first so that the
+// claim's deadline is not before the record's.
+//
+// A record found for the key's own entity decides the outcome; the claim
+// only stops a new record (the requestId was used for another entity with
+// another body). So a claim lost early and retaken by another body cannot
+// turn the original request's replay into a mismatch.
+func (r *Redis) Begin(ctx context.Context, k Key, fingerprint string, lease time.Duration) (Begun, error) {
+	if err := checkLease(lease); err != nil {
+		return Begun{}, err
+	}
+	token := newToken()
+	keys, args := []string{r.RecordKey(k)}, []any{fingerprint, token, millis(lease)}
+	var begin *redis.Cmd
+	var claim *redis.StatusCmd
+	// Each command carries its own error; the pipeline's is the first of them.
+	_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		begin = r.begin.EvalSha(ctx, p, keys, args...)
+		claim = p.SetArgs(ctx, claimKey(k), fingerprint, redis.SetArgs{Mode: "NX", Get: true, TTL: time.Duration(millis(lease)) * time.Millisecond})
+		return nil
+	})
+	found, err := evalAgain(ctx, r.c, r.begin, begin, keys, args...).Slice()
+	if err != nil {
+		return Begun{}, err
+	}
+	prev, claimErr := claim.Result()
+	if errors.Is(claimErr, redis.Nil) { // no claim yet: ours is set now
+		prev, claimErr = fingerprint, nil
+	}
+
+	var state string
+	if len(found) > 0 {
+		state, _ = found[0].(string)
+	}
+	switch state {
+	case "S":
+		if claimErr != nil || prev != fingerprint {
+			// Not ours to process: give back the record just created.
+			if err := r.Release(ctx, k, token); err != nil && claimErr == nil {
+				claimErr = err
+			}
+			if claimErr != nil {
+				return Begun{}, claimErr
+			}
+			return Begun{State: Mismatch}, nil // used for another entity
+		}
+		return Begun{State: Started, Token: token}, nil
+	case "M":
+		return Begun{State: Mismatch}, nil
+	case "P":
+		return Begun{State: InProgress}, nil
+	case "D":
+		if len(found) == 2 {
+			if resp, ok := found[1].(string); ok {
+				return Begun{State: Done, Response: []byte(resp)}, nil
+			}
+		}
+	}
+	return Begun{}, fmt.Errorf("store: unexpected begin reply %v", found)
+}
+
+// Commit implements Store: one script writes the effect and completes the
+// record, and in the same round trip the claim is made to live as long as
+// the record. The claim is in another slot, so this is a separate command:
+// a crash between the two only lets the claim expire early (a reuse of the
+// requestId for another entity goes undetected then), never loses an effect.
+func (r *Redis) Commit(ctx context.Context, k Key, token string, response []byte, retention time.Duration, effect Effect) error {
+	if err := checkRetention(retention); err != nil {
+		return err
+	}
+	if err := checkEffect(k, effect); err != nil {
+		return err
+	}
+	keys := []string{r.RecordKey(k)}
+	args := []any{token, response, millis(retention)}
+	switch e := effect.(type) {
+	case nil:
+		args = append(args, "")
+	case PutOrderEffect:
+		o := e.Order
+		o.Version++
+		doc, err := encodeOrder(o)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, orderKey(k.ScopeID))
+		args = append(args, "order", e.Order.Version, doc, o.Version)
+	case RecordAuditEffect:
+		doc, err := json.Marshal(e.Audit)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, auditsKey(k.ScopeID))
+		args = append(args, "audit", e.Audit.DeliveryBatchID, doc)
+	}
+
+	var commit *redis.Cmd
+	_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		commit = r.commit.EvalSha(ctx, p, keys, args...)
+		// Its outcome is not checked: a claim that was not extended only
+		// expires early (see above), and the commit's answer is what counts.
+		if retention == 0 {
+			p.Persist(ctx, claimKey(k))
+		} else {
+			p.PExpire(ctx, claimKey(k), time.Duration(millis(retention))*time.Millisecond)
+		}
+		return nil
+	})
+	res, err := evalAgain(ctx, r.c, r.commit, commit, keys, args...).Text()
+	switch {
+	case err != nil:
+		return err
+	case res == "lost":
+		return ErrLeaseLost
+	case res == "conflict":
+		return ErrConflict
+	}
+	return nil
+}
+
+// Release implements Store.
+func (r *Redis) Release(ctx context.Context, k Key, token string) error {
+	return r.release.Run(ctx, r.c, []string{r.RecordKey(k)}, token).Err()
+}
+
+// Ping implements Store.
+func (r *Redis) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
+
+// Close implements Store: it closes the client given to NewRedis.
+func (r *Redis) Close() error { return r.c.Close() }

@@ -1,0 +1,203 @@
+package store_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orderhub/orderhub/impl/domain"
+	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/impl/store/storetest"
+	"github.com/orderhub/orderhub/tests/redistest"
+)
+
+// TestRedis runs the shared suite on one server, emptied for each subtest.
+func TestRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := srv.Client(t)
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		if err := admin.FlushAll(t.Context()).Err(); err != nil {
+			t.Fatalf("FLUSHALL: %v", err)
+		}
+		r := store.NewRedis(redis.NewClient(&redis.Options{Addr: srv.Addr()}))
+		t.Cleanup(func() { _ = r.Close() })
+		return storetest.Harness{
+			Store: r,
+			ExpireLease: func(k store.Key) {
+				// A non-positive PEXPIRE deletes the key at once.
+				if err := admin.PExpire(t.Context(), r.RecordKey(k), 0).Err(); err != nil {
+					t.Fatalf("PEXPIRE: %v", err)
+				}
+			},
+		}
+	})
+}
+
+// newRedis starts a server of its own for a test that inspects or breaks it.
+func newRedis(t *testing.T) (*store.Redis, *redis.Client, *redistest.Server) {
+	t.Helper()
+	srv := redistest.Start(t)
+	r := store.NewRedis(redis.NewClient(&redis.Options{Addr: srv.Addr()}))
+	t.Cleanup(func() { _ = r.Close() })
+	return r, srv.Client(t), srv
+}
+
+// A record must hash to its entity's slot (Commit is one script over both
+// keys on Cluster), whatever characters the ids hold. CLUSTER KEYSLOT
+// needs cluster support on (Redis 7.0), not slots or other nodes.
+func TestRedisKeySlots(t *testing.T) {
+	admin := redistest.Start(t, "--cluster-enabled", "yes").Client(t)
+	r := store.NewRedis(admin)
+	slot := func(key string) int64 {
+		t.Helper()
+		s, err := admin.ClusterKeySlot(t.Context(), key).Result()
+		if err != nil {
+			t.Fatalf("CLUSTER KEYSLOT %q: %v", key, err)
+		}
+		return s
+	}
+	for _, id := range []string{"pds_2109220000232584_1", "x{y}z", "}{", "a:b%c", ""} {
+		k := store.Key{Op: "op{", ClientID: "c}", RequestID: "{r}", Scope: store.ScopeOrder, ScopeID: id}
+		if rec, ent := slot(r.RecordKey(k)), slot(store.OrderKey(id)); rec != ent {
+			t.Errorf("order %q: record %q in slot %d, order %q in slot %d", id, r.RecordKey(k), rec, store.OrderKey(id), ent)
+		}
+		k.Scope = store.ScopeTrade
+		if rec, ent := slot(r.RecordKey(k)), slot(store.AuditsKey(id)); rec != ent {
+			t.Errorf("trade %q: record %q in slot %d, audits %q in slot %d", id, r.RecordKey(k), rec, store.AuditsKey(id), ent)
+		}
+	}
+	// The claim is the requestId's, whatever entity the request names.
+	a := store.Key{Op: "op", ClientID: "c", RequestID: "r", Scope: store.ScopeOrder, ScopeID: "A"}
+	b := a
+	b.ScopeID = "B"
+	if store.ClaimKey(a) != store.ClaimKey(b) {
+		t.Errorf("claim keys differ by entity: %q, %q", store.ClaimKey(a), store.ClaimKey(b))
+	}
+}
+
+// The layout and lifetimes operators rely on: lease while in progress,
+// retention (or none) once done, the claim living as long as the record.
+func TestRedisLayoutAndTTLs(t *testing.T) {
+	ctx := t.Context()
+	r, admin, _ := newRedis(t)
+	const lease = 30 * time.Second
+	hgetall := func(key string) map[string]string {
+		t.Helper()
+		m, err := admin.HGetAll(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	wantTTL := func(key string, min, max time.Duration) {
+		t.Helper()
+		ttl, err := admin.PTTL(ctx, key).Result()
+		if err != nil || ttl < min || ttl > max {
+			t.Fatalf("PTTL %q = %v, %v; want within [%v, %v]", key, ttl, err, min, max)
+		}
+	}
+
+	k := store.Key{Op: "op", ClientID: "c", RequestID: "r1", Scope: store.ScopeOrder, ScopeID: "o1"}
+	b, err := r.Begin(ctx, k, "fp1", lease)
+	if err != nil || b.State != store.Started {
+		t.Fatalf("Begin = %+v, %v", b, err)
+	}
+	want := map[string]string{"state": "P", "token": b.Token, "fp": "fp1"}
+	if diff := cmp.Diff(want, hgetall(r.RecordKey(k))); diff != "" {
+		t.Fatalf("in-progress record (-want +got):\n%s", diff)
+	}
+	wantTTL(r.RecordKey(k), lease-time.Second, lease)
+	wantTTL(store.ClaimKey(k), lease-time.Second, lease)
+
+	o := domain.Order{RequestOrderID: "o1", Status: domain.Completed}
+	if err := r.Commit(ctx, k, b.Token, []byte("resp"), time.Hour, store.PutOrderEffect{Order: o}); err != nil {
+		t.Fatal(err)
+	}
+	want = map[string]string{"state": "D", "fp": "fp1", "resp": "resp"}
+	if diff := cmp.Diff(want, hgetall(r.RecordKey(k))); diff != "" {
+		t.Fatalf("completed record (-want +got):\n%s", diff)
+	}
+	wantTTL(r.RecordKey(k), time.Hour-time.Second, time.Hour)
+	wantTTL(store.ClaimKey(k), time.Hour-time.Second, time.Hour)
+	if got := hgetall(store.OrderKey("o1")); got["ver"] != "1" || len(got) != 2 {
+		t.Fatalf("order hash = %v, want fields json and ver 1", got)
+	}
+
+	// Retention 0: record and claim never expire.
+	k.RequestID = "r2"
+	if b, err = r.Begin(ctx, k, "fp2", lease); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Commit(ctx, k, b.Token, []byte("resp"), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantTTL(r.RecordKey(k), -1, -1)
+	wantTTL(store.ClaimKey(k), -1, -1)
+}
+
+// After SCRIPT FLUSH (as after a restart) every script still runs: the
+// pipelined EVALSHA falls back to EVAL.
+func TestRedisScriptCacheFlushed(t *testing.T) {
+	ctx := t.Context()
+	r, admin, _ := newRedis(t)
+	flush := func() {
+		t.Helper()
+		if err := admin.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := store.Key{Op: "op", ClientID: "c", RequestID: "r1", Scope: store.ScopeTrade, ScopeID: "t1"}
+	flush()
+	b, err := r.Begin(ctx, k, "fp1", time.Minute)
+	if err != nil || b.State != store.Started {
+		t.Fatalf("Begin = %+v, %v", b, err)
+	}
+	flush()
+	if err := r.Release(ctx, k, b.Token); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = r.Begin(ctx, k, "fp1", time.Minute); err != nil || b.State != store.Started {
+		t.Fatalf("Begin after Release = %+v, %v", b, err)
+	}
+	flush()
+	a := domain.Audit{TradeID: "t1", DeliveryBatchID: "b1", Status: domain.AuditAccept}
+	if err := r.Commit(ctx, k, b.Token, []byte("ok"), time.Hour, store.RecordAuditEffect{Audit: a}); err != nil {
+		t.Fatal(err)
+	}
+	flush()
+	if _, err := r.PutOrder(ctx, domain.Order{RequestOrderID: "o1"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With the server gone the store answers errors (the caller says U), none
+// of them a business outcome; after a restart it works again.
+func TestRedisDown(t *testing.T) {
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	r := store.NewRedis(redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialerRetries: 1}))
+	t.Cleanup(func() { _ = r.Close() })
+	k := store.Key{Op: "op", ClientID: "c", RequestID: "r1", Scope: store.ScopeOrder, ScopeID: "o1"}
+
+	srv.Stop()
+	if b, err := r.Begin(ctx, k, "fp1", time.Minute); err == nil {
+		t.Fatalf("Begin with the server down = %+v, want an error", b)
+	}
+	if _, err := r.GetOrder(ctx, "o1"); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetOrder with the server down: %v, want an infrastructure error", err)
+	}
+	if err := r.Ping(ctx); err == nil {
+		t.Fatal("Ping with the server down succeeded")
+	}
+
+	srv.Restart()
+	if err := r.Ping(ctx); err != nil {
+		t.Fatalf("Ping after restart: %v", err)
+	}
+	if b, err := r.Begin(ctx, k, "fp1", time.Minute); err != nil || b.State != store.Started {
+		t.Fatalf("Begin after restart = %+v, %v", b, err)
+	}
+}

@@ -1,0 +1,133 @@
+// Package store keeps orderhub's state: orders, delivery audits and the
+// idempotency records of the notifications. Redis is production; Memory is
+// the embedded default. Both pass the same behaviour suite (storetest).
+//
+// An idempotency record lives in the hash slot of the entity its effect
+// touches (Scope), so that the effect and the completion of the record are
+// one atomic script even on Redis Cluster. A second, write-once claim in the
+// requestId's own slot binds the requestId to the body's fingerprint, so a
+// requestId reused for another entity is still caught.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/orderhub/orderhub/impl/domain"
+)
+
+// Errors of the store. Anything else a store returns is an infrastructure
+// fault (the caller answers U and the client retries).
+var (
+	// ErrNotFound: no such order.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: the order's version is not the expected one (someone
+	// wrote it since it was read); read again and retry.
+	ErrConflict = errors.New("store: version conflict")
+	// ErrLeaseLost: the idempotency record is no longer held with this
+	// token (its lease expired and another request took it over).
+	ErrLeaseLost = errors.New("store: idempotency lease lost")
+)
+
+// Store is everything orderhub persists.
+type Store interface {
+	// GetOrder returns the order, or ErrNotFound.
+	GetOrder(ctx context.Context, requestOrderID string) (domain.Order, error)
+	// PutOrder stores o if the stored version equals o.Version (0: the order
+	// must not exist yet), else ErrConflict. It returns the order as stored,
+	// with Version incremented.
+	PutOrder(ctx context.Context, o domain.Order) (domain.Order, error)
+	// ListAudits returns the audits of a trade ordered by DeliveryBatchID;
+	// empty (not an error) when there are none.
+	ListAudits(ctx context.Context, tradeID string) ([]domain.Audit, error)
+
+	// Begin starts processing the request identified by k whose canonical
+	// body hashes to fingerprint. In one round trip it binds k's requestId to
+	// the fingerprint and creates an in-progress record held for lease.
+	Begin(ctx context.Context, k Key, fingerprint string, lease time.Duration) (Begun, error)
+	// Commit applies the effect (nil: none) and completes the record with
+	// the response, atomically; the record then lives for retention (0:
+	// forever). ErrLeaseLost when token no longer holds the record;
+	// ErrConflict when a PutOrder effect's expected version does not match
+	// (nothing is written then, and the record stays in progress).
+	Commit(ctx context.Context, k Key, token string, response []byte, retention time.Duration, effect Effect) error
+	// Release drops an in-progress record held with token, so that a retry
+	// is processed afresh. Releasing a record not held with token is a no-op.
+	Release(ctx context.Context, k Key, token string) error
+
+	// Ping checks that the store is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the store's connections.
+	Close() error
+}
+
+// ScopeKind names the kind of entity an idempotent request acts on.
+type ScopeKind string
+
+// The scopes of the idempotent operations.
+const (
+	ScopeOrder ScopeKind = "o" // ID is a requestOrderId
+	ScopeTrade ScopeKind = "t" // ID is a tradeId
+)
+
+// Key identifies an idempotent request: operation, caller and requestId,
+// plus the entity its effect acts on.
+type Key struct {
+	Op        string
+	ClientID  string
+	RequestID string
+	Scope     ScopeKind
+	ScopeID   string
+}
+
+// BeginState is what Begin found.
+type BeginState int
+
+// The outcomes of Begin.
+const (
+	// Started: the caller holds a new in-progress record (Begun.Token).
+	Started BeginState = iota + 1
+	// InProgress: another request holds the record.
+	InProgress
+	// Done: the request was answered before; Begun.Response is the answer.
+	Done
+	// Mismatch: the requestId was used with a different fingerprint.
+	Mismatch
+)
+
+func (s BeginState) String() string {
+	switch s {
+	case Started:
+		return "started"
+	case InProgress:
+		return "in progress"
+	case Done:
+		return "done"
+	case Mismatch:
+		return "mismatch"
+	}
+	return "unknown"
+}
+
+// Begun is the result of Begin.
+type Begun struct {
+	State    BeginState
+	Token    string // with Started
+	Response []byte // with Done: exactly the bytes given to Commit
+}
+
+// Effect is a business write committed together with an idempotency record:
+// PutOrderEffect or RecordAuditEffect.
+type Effect interface{ effect() }
+
+// PutOrderEffect stores Order if the stored version equals Order.Version,
+// as PutOrder does. Its RequestOrderID must be the key's ScopeID (ScopeOrder).
+type PutOrderEffect struct{ Order domain.Order }
+
+// RecordAuditEffect records Audit as the latest result of its delivery
+// batch. Its TradeID must be the key's ScopeID (ScopeTrade).
+type RecordAuditEffect struct{ Audit domain.Audit }
+
+func (PutOrderEffect) effect()    {}
+func (RecordAuditEffect) effect() {}

@@ -1,0 +1,193 @@
+// Package redistest starts a throwaway redis-server for a test: on a free
+// port, without persistence, in the test's temporary directory, and killed
+// when the test ends. Tests that inject faults stop and restart it.
+package redistest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// readyWithin bounds how long a starting server may take to answer PING.
+const readyWithin = 10 * time.Second
+
+// Server is a redis-server process owned by one test.
+type Server struct {
+	t    testing.TB
+	bin  string
+	port int
+	args []string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has been waited for
+}
+
+// Start starts redis-server with extraArgs after the defaults (later
+// arguments win) and waits until it answers PING. A missing binary fails the
+// test: a skipped store test would pass silently on a bare machine.
+func Start(t testing.TB, extraArgs ...string) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server not found: run scripts/ensure-redis.sh")
+	}
+	port := freePort(t)
+	s := &Server{
+		t:    t,
+		bin:  bin,
+		port: port,
+		args: append([]string{
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", t.TempDir(),
+		}, extraArgs...),
+	}
+	// Registered after TempDir, so it runs first: the server stops before
+	// its directory is removed.
+	t.Cleanup(s.Stop)
+	s.start()
+	return s
+}
+
+// freePort asks the kernel for a free port. Another process could take it
+// before redis-server binds it; start then fails visibly, not flakily.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("redistest: find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// URL is a redis:// URL of the server's database 0.
+func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+
+// Client returns a client of the server, closed when t ends.
+func (s *Server) Client(t testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Stop kills the server (like a crash: no shutdown save) and waits for the
+// process to exit. Stopping a stopped server does nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill() // fails only if it has exited already
+	<-s.exited
+	s.cmd = nil
+}
+
+// Restart stops the server if it runs and starts it again on the same port
+// with the same arguments and directory, then waits until it is ready.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.start()
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cmd := exec.Command(s.bin, s.args...)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("redistest: start redis-server: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	s.cmd, s.exited = cmd, exited
+
+	if err := s.waitReady(); err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+		s.cmd = nil
+		s.t.Fatalf("redistest: redis-server on %s: %v\n%s", s.Addr(), err, out.String())
+	}
+}
+
+// waitReady polls PING until the server answers PONG (not LOADING, say),
+// the process exits, or readyWithin has passed.
+func (s *Server) waitReady() error {
+	deadline := time.Now().Add(readyWithin)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := ping(s.Addr())
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-s.exited:
+			return errors.New("exited before it was ready")
+		case <-tick.C:
+		}
+	}
+}
+
+// ping sends one PING over a fresh connection and expects +PONG.
+func ping(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// syncBuffer collects the server's output, written by exec's copying
+// goroutine and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
