@@ -148,13 +148,14 @@ type ClientInterface interface {
 	// WorldTrade's delivery-audit page lists `UNKNOWN_EXCEPTION` with status
 	// `F` while its sister notification pages list `U`; orderhub answers
 	// `U`, which asks for the retry WorldTrade performs in either case.
+	// WorldTrade also documents `PROCESS_FAIL` (F, needs human
+	// intervention); orderhub has no outcome that needs it and does not send it.
 	//
 	// | resultCode | resultStatus | meaning |
 	// |---|---|---|
 	// | `SUCCESS` | S | the audit result is recorded |
 	// | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
-	// | `PROCESS_FAIL` | F | the notification cannot be processed; needs human intervention |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
 	// Takes any type of body and a specified content type.
@@ -179,13 +180,14 @@ type ClientInterface interface {
 	// WorldTrade's delivery-audit page lists `UNKNOWN_EXCEPTION` with status
 	// `F` while its sister notification pages list `U`; orderhub answers
 	// `U`, which asks for the retry WorldTrade performs in either case.
+	// WorldTrade also documents `PROCESS_FAIL` (F, needs human
+	// intervention); orderhub has no outcome that needs it and does not send it.
 	//
 	// | resultCode | resultStatus | meaning |
 	// |---|---|---|
 	// | `SUCCESS` | S | the audit result is recorded |
 	// | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
-	// | `PROCESS_FAIL` | F | the notification cannot be processed; needs human intervention |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
 	// Takes a body of the `application/json` content type.
@@ -393,13 +395,14 @@ func (c *Client) ListDeliveryAudits(ctx context.Context, tradeID string, reqEdit
 // WorldTrade's delivery-audit page lists `UNKNOWN_EXCEPTION` with status
 // `F` while its sister notification pages list `U`; orderhub answers
 // `U`, which asks for the retry WorldTrade performs in either case.
+// WorldTrade also documents `PROCESS_FAIL` (F, needs human
+// intervention); orderhub has no outcome that needs it and does not send it.
 //
 // | resultCode | resultStatus | meaning |
 // |---|---|---|
 // | `SUCCESS` | S | the audit result is recorded |
 // | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
-// | `PROCESS_FAIL` | F | the notification cannot be processed; needs human intervention |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
 // Takes any type of body and a specified content type.
@@ -434,13 +437,14 @@ func (c *Client) NotifyDeliveryAuditResultWithBody(ctx context.Context, params *
 // WorldTrade's delivery-audit page lists `UNKNOWN_EXCEPTION` with status
 // `F` while its sister notification pages list `U`; orderhub answers
 // `U`, which asks for the retry WorldTrade performs in either case.
+// WorldTrade also documents `PROCESS_FAIL` (F, needs human
+// intervention); orderhub has no outcome that needs it and does not send it.
 //
 // | resultCode | resultStatus | meaning |
 // |---|---|---|
 // | `SUCCESS` | S | the audit result is recorded |
 // | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
-// | `PROCESS_FAIL` | F | the notification cannot be processed; needs human intervention |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
 // Takes a body of the `application/json` content type.
@@ -1033,13 +1037,14 @@ type ClientWithResponsesInterface interface {
 	// WorldTrade's delivery-audit page lists `UNKNOWN_EXCEPTION` with status
 	// `F` while its sister notification pages list `U`; orderhub answers
 	// `U`, which asks for the retry WorldTrade performs in either case.
+	// WorldTrade also documents `PROCESS_FAIL` (F, needs human
+	// intervention); orderhub has no outcome that needs it and does not send it.
 	//
 	// | resultCode | resultStatus | meaning |
 	// |---|---|---|
 	// | `SUCCESS` | S | the audit result is recorded |
 	// | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
-	// | `PROCESS_FAIL` | F | the notification cannot be processed; needs human intervention |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -1064,13 +1069,14 @@ type ClientWithResponsesInterface interface {
 	// WorldTrade's delivery-audit page lists `UNKNOWN_EXCEPTION` with status
 	// `F` while its sister notification pages list `U`; orderhub answers
 	// `U`, which asks for the retry WorldTrade performs in either case.
+	// WorldTrade also documents `PROCESS_FAIL` (F, needs human
+	// intervention); orderhub has no outcome that needs it and does not send it.
 	//
 	// | resultCode | resultStatus | meaning |
 	// |---|---|---|
 	// | `SUCCESS` | S | the audit result is recorded |
 	// | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
-	// | `PROCESS_FAIL` | F | the notification cannot be processed; needs human intervention |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -1393,6 +1399,8 @@ type NotifyDeliveryAuditResultHTTPResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *NotifyDeliveryAuditResultResponse
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *NotifyDeliveryAuditResultHTTPResponse200Headers
 }
@@ -1400,6 +1408,11 @@ type NotifyDeliveryAuditResultHTTPResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r NotifyDeliveryAuditResultHTTPResponse) GetJSON200() *NotifyDeliveryAuditResultResponse {
 	return r.JSON200
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r NotifyDeliveryAuditResultHTTPResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
 }
 
 // GetBody returns the raw response body bytes
@@ -1443,6 +1456,8 @@ type NotifyOrderCompletionHTTPResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *NotifyOrderCompletionResponse
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *NotifyOrderCompletionHTTPResponse200Headers
 }
@@ -1450,6 +1465,11 @@ type NotifyOrderCompletionHTTPResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r NotifyOrderCompletionHTTPResponse) GetJSON200() *NotifyOrderCompletionResponse {
 	return r.JSON200
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r NotifyOrderCompletionHTTPResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
 }
 
 // GetBody returns the raw response body bytes
@@ -1493,6 +1513,8 @@ type InquireOrderDetailHTTPResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *InquireOrderDetailResponse
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *InquireOrderDetailHTTPResponse200Headers
 }
@@ -1500,6 +1522,11 @@ type InquireOrderDetailHTTPResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r InquireOrderDetailHTTPResponse) GetJSON200() *InquireOrderDetailResponse {
 	return r.JSON200
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r InquireOrderDetailHTTPResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
 }
 
 // GetBody returns the raw response body bytes
@@ -1616,13 +1643,14 @@ func (c *ClientWithResponses) ListDeliveryAuditsWithResponse(ctx context.Context
 // WorldTrade's delivery-audit page lists `UNKNOWN_EXCEPTION` with status
 // `F` while its sister notification pages list `U`; orderhub answers
 // `U`, which asks for the retry WorldTrade performs in either case.
+// WorldTrade also documents `PROCESS_FAIL` (F, needs human
+// intervention); orderhub has no outcome that needs it and does not send it.
 //
 // | resultCode | resultStatus | meaning |
 // |---|---|---|
 // | `SUCCESS` | S | the audit result is recorded |
 // | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
-// | `PROCESS_FAIL` | F | the notification cannot be processed; needs human intervention |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -1653,13 +1681,14 @@ func (c *ClientWithResponses) NotifyDeliveryAuditResultWithBodyWithResponse(ctx 
 // WorldTrade's delivery-audit page lists `UNKNOWN_EXCEPTION` with status
 // `F` while its sister notification pages list `U`; orderhub answers
 // `U`, which asks for the retry WorldTrade performs in either case.
+// WorldTrade also documents `PROCESS_FAIL` (F, needs human
+// intervention); orderhub has no outcome that needs it and does not send it.
 //
 // | resultCode | resultStatus | meaning |
 // |---|---|---|
 // | `SUCCESS` | S | the audit result is recorded |
 // | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
-// | `PROCESS_FAIL` | F | the notification cannot be processed; needs human intervention |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -1975,6 +2004,13 @@ func ParseNotifyDeliveryAuditResultHTTPResponse(rsp *http.Response) (*NotifyDeli
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
 	}
 
 	switch {
@@ -2028,6 +2064,13 @@ func ParseNotifyOrderCompletionHTTPResponse(rsp *http.Response) (*NotifyOrderCom
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
 	}
 
 	switch {
@@ -2080,6 +2123,13 @@ func ParseInquireOrderDetailHTTPResponse(rsp *http.Response) (*InquireOrderDetai
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
 
 	}
 

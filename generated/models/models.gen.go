@@ -265,6 +265,9 @@ type RequestTime = string
 // Signature defines model for Signature.
 type Signature = string
 
+// BodyTooLarge defines model for BodyTooLarge.
+type BodyTooLarge = ErrorResponse
+
 // OpsAccessDenied defines model for OpsAccessDenied.
 type OpsAccessDenied = ErrorResponse
 

@@ -347,6 +347,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 }
 
+type BodyTooLargeJSONResponse ErrorResponse
+
 type OpsAccessDeniedJSONResponse ErrorResponse
 
 type OpsParamIllegalJSONResponse ErrorResponse
@@ -617,6 +619,20 @@ func (response NotifyDeliveryAuditResult200JSONResponse) VisitNotifyDeliveryAudi
 	return err
 }
 
+type NotifyDeliveryAuditResult413JSONResponse struct{ BodyTooLargeJSONResponse }
+
+func (response NotifyDeliveryAuditResult413JSONResponse) VisitNotifyDeliveryAuditResultResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type NotifyOrderCompletionRequestObject struct {
 	Params NotifyOrderCompletionParams
 	Body   *NotifyOrderCompletionJSONRequestBody
@@ -654,6 +670,20 @@ func (response NotifyOrderCompletion200JSONResponse) VisitNotifyOrderCompletionR
 	return err
 }
 
+type NotifyOrderCompletion413JSONResponse struct{ BodyTooLargeJSONResponse }
+
+func (response NotifyOrderCompletion413JSONResponse) VisitNotifyOrderCompletionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type InquireOrderDetailRequestObject struct {
 	Params InquireOrderDetailParams
 	Body   *InquireOrderDetailJSONRequestBody
@@ -687,6 +717,20 @@ func (response InquireOrderDetail200JSONResponse) VisitInquireOrderDetailRespons
 		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
 	}
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InquireOrderDetail413JSONResponse struct{ BodyTooLargeJSONResponse }
+
+func (response InquireOrderDetail413JSONResponse) VisitInquireOrderDetailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -972,99 +1016,101 @@ func (sh *strictHandler) InquireOrderDetail(ctx echo.Context, params InquireOrde
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7HzrcttGsv+rTGH/VZHyBymQlmSZqv3ASFTCWJF0SCq769AljIAmORY4g50ZSuax9HUfYB9xn+TUXAAM",
-	"SPAi23L25KyrEpHAXLt7un99GX7yIjZNGQUqhdf65E0Ax8D1x5OEAJXdWH2OQUScpJIw6rW8wQQQh7/P",
-	"QMjvBApNw1o3Dn0E0YRBXPd8TzUgHGKvJfkMfE9EE5hiNdgUfzwHOpYTr9VoHvmenKfgtTwhOaFj7+nJ",
-	"93ogUkYFDMgUlqf/ywQoknoNphl6wAJNcQw+6vYv0dFh0EAPRE4QG40EyK1Xc7hftZg+GVMsZ7xiJSFO",
-	"xowTOZn+uddvNw8OfXQH81+BC8Lon4ezIHgVXeg/4CORjWNf3ONkBuZl6COcPOC5QETtjIghZTwG3kL6",
-	"z2R2+50o+iM2QuHVZX+AzEAplhMzznBIzaOcJeZ53TzNyFpTdC29uWXx3C6lPqTeKm4FzQoKPfleijme",
-	"gtwoON0YqCQjAkLzL8JJAhxhGiMBCUTSffydQOnsNiGRIqliIXzE0zRRUzeDZjN409gPzL+G53tEDW+E",
-	"1/M9ipXceDkVniWOU0Lz79XCqSV/o2zqVlo0BVDZqhTNId0Jm0HjTS3YrwX7g0azFRy1Dg7/f3DQehWE",
-	"u4hxBCmLJmhKkoQIiBiNherUeB0U/8LdOlJSCjGCjziSyRzZWQ0zXcqtmGsVCe1mtcQ85xhtIuJnH6rG",
-	"+oPUQhGbTnFNgJJJCfGQpphwgXZEiiMQCI8kcCNmqqFATM+Lk2MUFtOEKIYRniVKIplqPaQJloqfdzDf",
-	"rSOlAfW0iBiZvcUCDvdRr9/u99u1q7cn/UbtvnFzgPo/tWvNg8Mh/RrHt+DFqtPrD+l177wGIsIpxIvs",
-	"356ybzuTv8rJh/3bn4+Cxk9/fzi6w+f3nbdR0CPk6K24uMb//fD67t34w8f5j/2r2eW7/aPg4Oj615+v",
-	"7+56zQY5ffPz3U8//NhbJVcF/7c9mlr3rBerJzWWUXFaEV2moh1FIMQpUAJaH0WMSqBSfcRpmpAIK+7v",
-	"fRBK9D5lpNK98UJXMZtOMZ97Le+CKeaTGEl2B4rCWhRUGw5ilsji0wmL1QrbJyedfv/mtHPR7ZzqHauX",
-	"v4AQeKzf66mULMV6unrepi+xnAmv5Z2p/T25xPl/HEZey/vTXmHB98xbsdfhnPFM3RvKLJvwW8BcnQW1",
-	"CTX3lAhB6FgpnQfO6LjuPfmKhldKu3eTBMY4eSYN04WuBQ3baEQgidEtB3xn9T6jkuNIbkHQq3av/ctN",
-	"9/y882P7vIKg2mwa2rWKg0qZRIzqA6jmw0nCHiA278WLk7yNcjOpSKy1BovnBQWIyEmQkf6a3lH2QDsf",
-	"I7DDPIv8s4ruBQt6IPkcKb3GtyD59cXbi8u/XNx0/nrSuRp0Ly+q5Jii9lVXG3AlSESgESYJxD56mJBo",
-	"oh5EeCYgRrdzZBeHOGDBqKiQ+euvywBLTCQ5m90mCpHNoom2lJJxPFYHQq16RjngaIJvEzhGXNGo7hWr",
-	"0HQ9hYTcA5+3ZzExjIhjYszIFWcpcEkUA0Y4EeB7qfNIGTunb7bV9Ts7reiid2ce/4BlNDFwaz2YVQSO",
-	"gNxD3NarHjE+xdJreTGWUJPGxG8eQluhVX5BmL8Ps3NGmcJ8RkyRnGCJOETqhMZG6A3X6xvnfnJNxW9L",
-	"2/crSesuuLT/9/n47PYDRFLtrUTocyK+iLf6CZEwfR5/1Tqm+GPXdGwofJevFHOO56qB5DiGbVi+QLOs",
-	"n7+41I3UKCR1Aa0p23Y1CDWns0FRzKLZVO0RYQ5IWdJUQnyMwl7n586JaT3X7zio6YzJAzqbqlWaIT3f",
-	"M62dxdlt+d7Hmmpcu8dcAQqhelUst60n9iq30tMTe++ffK+sOZ7H8kJbruNwz7RaZIftXEX8zkcJNO7S",
-	"EVu9IAOXyvw44wA1dbARfJQcI0LNKVdnD9+ymdSM0vbRR1iiKRMSNYP9IxRNsDI9wJXrwAlW/kas1OPP",
-	"/csLxZ6lNXap3sqlGuwUJCaJhajPW/JprS8ZBzTFc4Tj2AADcZwbCPNdSwsZU8aNsCyyQU+sl7JKNWXz",
-	"6M0jEi9onObBwWa/pcy90pzvt6TQZ4kZlMRhrRksWj75LhDa1PHSaap8eibWUvPqso9Szu5JrH31nKjo",
-	"ioNyPRGjysAqYFtF6Aq78jIH6UJZn3lJAZhBPktW/8J4Eg+UFn2GuKIdTGMUsRmVSLIHzGPhxgi+E4jo",
-	"wIic7y5L9ovihWW25ir8VrVCJNbhCmKCGtp8VBjqtadmI2QgMUxTJoFGc+WPGthg4HqOG54/qWMil6d0",
-	"2KjbLWuDbYIYFcpA29ZlK7seozxTbP+t7JRZp9YUJ0w5Hmo9G4/WiiV+sZgcIzEbj0FIiJE2giEzOuxG",
-	"oVsh8TQNn632/d/TuuTByw2WZgUf/q1kRa/umWuJOGD5RQ7L7206t7B8i9K1scssjb+IKuuRTGkHZUL4",
-	"DkPcZaxk9yq/4REJ/QY9ohGhOEGPaAqYKgf8cUgfa7Va/t+QPqLwsnfa6d30r3UkLUSPiDL0qI2SAiJ2",
-	"UQW2RaaX8SQ6p6UOU+DRBFOZ+yWISNv+qte5ave6Fz/mHUxMIOWQYmXJTbNep336t7wJBxzPkWQoJdEd",
-	"mqU6ak8/sLltfXL5y9V5x65iDmrLMaOQvW1fnHTOz923EaYRJIkznXKD3BalbWQuVLENQ6yzdve86CLm",
-	"QsIUESFmikZoNEtGJFFOmg7SzLhekOOFlSju+V5GS8/3cjJpH619+jfP9/Jdqs/ZnnIfTn8slrWlS+dI",
-	"kPlo8KRXkq225WL56ZXmmBnZedxTvCo/supycYCTjAmLAxhil5/qj2eYJNqfvJqZo/R5ZvB/D9T/Qgu3",
-	"UslUKZNebpPWknJ58WwmIzbVQV+sI5NVzmMR56zOdav3KGIxHCPA0QSp3sanTojI0pYsBqHOIKbiQXnR",
-	"CjiXE5fFYdocZStFVj8txZInsymmNaV68G2iYHv+Ogu7Oasur0Lkp6jEvcOVy9hOqHpu22pU4MTkcoov",
-	"7nU181eGoPph5mn6KDwLc322oy3Lro/C6zB3z3Z0SHfXjTcphpx5vne9pVpyl1OoJPfpmVnBwlMbgPbe",
-	"63AyRDNO5LyvyGczTvGU0IHOKVXKoZE6ZlM2vtXzP13/cNM+/aV7cTO4fNu50PhW80Rtw+R4iuDNRMrU",
-	"xMaJVTARoxJH+mTZ3FxWc+AtRdCzN0ikNmfBAVCKuaTAUfuqKzLha1OJfuRslqIRnpJkrpP8aYLnAuEh",
-	"jcloBFyZHs4SQITqU9UaUmW9irP16JY/6JaPWc1AJUagVRg4tOYyw+dpgqV2DR4Rpqjb/xXtoT7GhYaz",
-	"NpQshW5CB3AUjVE7ISme5+O7S6lw37JBHA80o9+jeXhGuJDu+0dFlz/9SSedp+aUDGlHO+kO6RERJq0c",
-	"mgIDrON2OsU0pDvhicka1QbzFFpoMXF0rKN/AuSfrwdntaNwt46s8RIowpzPTQ7cVgeVS35CNy8dakaH",
-	"eXo3PM6rdOxIQ+r0RjumYAiNOJu6MZFdPa5TrrI0cN2hilV1QO8hYWlOHaOIjeZfoNRPg8EVagZBRquQ",
-	"W+4YpXNs9mse+jpxqBanexnc6uvdZJUs1shYCXaVnYtr0cMES7fyJWYKmlWJsoa4VqmV8eKZemM1nJ9j",
-	"55jpRWrdhrBARByjEflYKkUx/a9V/1wZWlTIOKIgHxi/y7JjuxrYqtE0hdQ4Ak/L+R0tmL3CzAgkJhol",
-	"384RTpKSYiiRRil+tESnhwnQFdQoYH+/TI1SIli9P1PnGilNpjZlUr9VGdZji6H1cdLtDSdN9M5HFO5N",
-	"nQixowg7Y/fi1/Z59/SmfdXN5ss5GmfiRagpEFB0ZcrRkOQe0E5G9hTLyW7Gj8W8qhr1WmunuZwouYFE",
-	"ZJnIXBd0i2DIkKojIB9YKRJiA5BZMx2OdXm3kwK3Ylg6kbsthBGH1PhTeRXTShlQpzJ7MaQ6oT0GmdFS",
-	"aTJ7CvEYE+qj27kENGJcf/B19wkWypEazbicqNXAaASRNEU2S/PZ81pYED2lziKOdGZZNRjS8CzcC3ud",
-	"q057cNPr/NdN9+Lk8qLf7Q86F4OwjtoonhkNCCYjqc7yPQj0MCEJOIsnYkiFJEmSO4JMHUmIzS7D63Cv",
-	"goMtyy0i6+iSJnNzTIc0Q4Y76nxrfXYW7to02BSmt8AhPrYlSlgfVZyNJIqphxSPOIhJHbXteOURNHmx",
-	"RAlgIVHzAE3YTE36umk/3c6z8qbdTIteZtACaJwyQqUwYpV/RRKPxxCjMDfPItTzOiZaibbGMERIa8Lb",
-	"V11/SFPOpHFRlWYoFZ5oNueq2pTG8ZhQzOeuugWh6DWkrgy6CttUOkkikxKC8b17U93ktbxGPagH2lFK",
-	"geKUeC3vVT2ov1LuAJYTjcD2WCr2dG+x96kcFXlS78eggVJOA+UxeT+CaeMtlB81g+CZ9RpCIYh4sVAm",
-	"yhxUQ2u3VsOJjnnNoLlfCw5rQWMQHLUaB60geLfgWLVKXrrr9qkvNV1XeRDs12xR5WJgyktjcdNsBG+a",
-	"zSAIguar5sHR/k3WKwheBW+CV0fqWaMUHCqv7U0raLYajXfeM2o7DH1X1DHpHeqKmX1D8aqRcs7sLVY0",
-	"6X6NrfqVqsl0v/1ncliv9YLJzkdbXVCqKtMFKUtMXlGQY6IpF5eDm85fu/1BRTlOThwDNJQlAjXvy5eX",
-	"lfaiWXMQvNqKxEsVT66v5LV+K3tJv71/eu+XSppwrGB9RkOJx9pjK5SWDtC49cq/bRvM13WMSlMUVYxL",
-	"cdOtShm3CJS89710Jpe9wBN93oWbw2ccmZMmtLlpZ3HVaILpGNB0JiQasSRhDwbTmi19YDNOYY52Row/",
-	"YB4jRpN5aynM+q9//NMNov7rH/8cUjdIqt/baKj+XMQ6j924pRod3cKIcRjSYsDjUvhTG0Q3dKmdAkzn",
-	"iDJaM0jXbO54SN2vSrY1XDN73j1GTCGJByIA7Qdv8l0N2oPr/o0FcMqBCItYW6jzuRLfwXOqIrTVKVuD",
-	"LPhX6M8fWDx/bt1kHr0s2wIr2QtRaVdZlKOHEt8mcMGU9WsuxQhLYdwNxuAZymEx+vlUjgWpg/H0IpZS",
-	"40X9/LMM5QtR7qXM6FGrGeiVf1UzmpVDQvw7GdQ3n2NQDV+6xularjMuNAWKMFVm0CiKrY1sWXOstbR2",
-	"ntzgYqt5SaaRv01td9kIEGctBoQXiTJrCb6hkTZGrDBcGw32k2+Aua6rEHufbH3F095yvaUF6MsEsdc3",
-	"sGqZxYvYCIEpVywXvdgYpp7GN0szVAsX6jnCY7V2mKZyrhMBJoRBGTVX0rJq0/qSkTgnQp6WF78FKllR",
-	"tVIBTIoKlK90Y+f9F2tsnPOokIRLWhSHGtq7R3KRu7+tKIYq6kWXKpy80x+UzgwOg0aujIsK6ApL0HxX",
-	"qhg2TVT3QXDUOAiCd7XXcSN6hT1FkbzEyBu4szRf7R88RysvVx2vONSu8IrfRT9/GwWhaFCuJy7t3AR0",
-	"NfHXaYz7Rq4f9laG4zXYYqJCaXz//ULyobUibl///vvqwP2QSkgSA9azUOjDBBQ0XVUtrXdmlNADKKyc",
-	"nw7G8zz/cR5zsYX0olBMzsEI0YjxId0JrZiG/rL+2i0ie1VBPUmmgIgc0pI2Q21zaaRc2D+yd1p0dMZs",
-	"gUOa6Et32vEAzBMCHDEKOurUXRWbrLtE1sWksUC44hrBAxZDauKrStwSiMc2AKgD6LMUSYZe610I34bV",
-	"mmhKqI8aQenvkDbQxEdN9b9DNNEEaBygCdpp7qMJaupeiFBlQndL9DdBN+V7iSK+lzA61kzGZqV6v8Wm",
-	"vhM572tGslM8BptKrgoI6y0Zk65DmzZMSaRAgoglVqjRhDFI4XXoLNeub0jD6zC7k4PFnciZZ4KNrowD",
-	"HzE+1ReTgWjRjbAwDFwfzV9bzbMQ0JcLys3Ec+0dkbWBfnOJrLi85iPJmKa/OjETrATHJAHYTAoSG6IB",
-	"nU3z2prqGHEe2ieiHH9WQyam5CePNy8HpLNyokt98S+rxMmSBSVuWUh6C0WE9xhRgFiYJD8iVAK/B2py",
-	"ouuTBrPFO07uqXT3QRTOr4hrO4mGJdSysiZ1GbxUWYiiyV5+RfzJ39jWvW+9RfPiZqkBLZ/rghvNu+xh",
-	"atWmTnDlFZeV+OUzwcpmILIJhqhRdB3FljvhRYHThp3Y2zkbd9JcuZM3ZidH0Iz3b72vBqg2lvy/SEjC",
-	"JM168PcujRjVeplWUD2nhFYljgqhOmil1ccWjukKvbXCNy1Pul5/ZTk/tZBVzqqfFxEt3Cg1OnuL9Rel",
-	"UIvrLcqTFmbum5n/T11q3XwNYIWvUFyqXPpJl5qp86ua1rZ19bNXKsPY1LH0yy2Lv/OwrqOjtq18FXkR",
-	"RYJljKCxctlzd9yBApFn7kBzL41tcm+vslLo2b7AYkmR8gTapqZop1RStFtyBbICJJN4zkK6ROi6Bget",
-	"TTG/c0L9Q+pE1zUAGywGcUyER2QZQw3LOZsuhvV9J6bvlwP6OgZvAvp1lJGGjotl6kWTXIeUFqWf51Ur",
-	"O1lZBIoYvQc+BrF77OyXZiqvHMxHO05OwHeSCH4pObBb4KYhzTOk6x0LtLP5dshuCymHw8k0Z/pQFzCU",
-	"k/O2vkh9z8pnbGVO3XAn53UMKYfI5m6IMHUiFI3wPZtxxEZDGq6WUB3EC48R0ZS/g1RqwK52jSW5JQmR",
-	"8xdA5LlclirYPx+N27Ca/m0JJOcplKrV80RmNhxldgXWRXWAuA2lh6UBFtI7Dtx2NlIpWWpxpcSTvq6X",
-	"w/Ii//4NXIbfE9kv6sM/IKoXsJg1ysr/3Si0AxsK2No4PGgcvjp63Wwc7h82XzeDRtR4jXHj8AtTPA6m",
-	"yS9IrVme0cDlhP6qJatVBAv/buzZvCn9hNSqPazq/Xw4vuKK4ItA8X/rKosV2HngKqrIuZPyHyT9FZH0",
-	"qguS61E0ci+S6PLOvP4sqxS1N6SdkrU/FPZeQKqufGaI26JhB24zsbdcRf9slO2W2yuEnaHuPHCZLew7",
-	"MaTRjGuLarGkzscthI6VOU6YkMqAKumuox7guMZoYkBUWCT0FUpwEswWHrtFI1jBf/uDB2qyIQ1dKdXW",
-	"OOyHxxqJntkBrm1BTF7DSPJf63sRDKfjzYr2IqsEWoPiljDWN4dz20KgdYBm+Yc3/ohoxp6ust62W1+H",
-	"Z14ApyzOuiVM+fpoY/WP0vwHalRBjW9eSub/B8h8EZBZ85tCa1GMsj2+86s8fmEg/ghQJVNAJrNurB0b",
-	"VdUWOUDlKX+6dMO2fKtvJyZjInWQinHYtcenfdXV/LRVN9nAygJU/GzQ0sW+0n0dZxwndrk8lHvfIru0",
-	"oYRxx71VseubSINkSIBEs1QDD0JFCpEBR+DM55ROPL1/+p8AAAD//w==",
+	"7Fz9cuO2tX8VDHtnYudSMqW1vV55+ofWlhNlHdtXktM20Y4Jk5CEmAJYALJXd+1/+wB9xD7JnQOAJChR",
+	"H95db3rTZKZdmcTnOQfn/M4H+NGL+DTljDAlvdZHb0JwTIT+eZJQwlQ3ht8xkZGgqaKceS1vMCFIkL/P",
+	"iFTfSBSahrVuHPqIRBNO4rrne9CAChJ7LSVmxPdkNCFTDINN8YdzwsZq4rUazSPfU/OUeC1PKkHZ2Ht6",
+	"8r0ekSlnkgzolCxP/5cJYUjpNZhm6AFLNMUx8VG3f4mODoMGeqBqgvhoJInaejWH+1WL6dMxw2omKlYS",
+	"4mTMBVWT6Z97/Xbz4NBHd2T+ExGScvbn4SwIXkUX+h/iI5mNY1/c42RGzMvQRzh5wHOJKOyMyiHjIiai",
+	"hfQ/k9ntN7Loj/gIhVeX/QEyA6VYTcw4wyEzj3KWmOd18zQjaw3oWnpzy+O5XUp9yLxV3AqaFRR68r0U",
+	"CzwlaqPgdGPCFB1RIjX/IpwkRCDMYiRJQiLlPv5GonR2m9AISAosJB/wNE1g6mbQbAZvGvuB+a/h+R6F",
+	"4Y3wer7HMMiNl1PhWeI4pSz/u1o4teRvlE3dSoumJEy1KkVzyHbCZtB4Uwv2a8H+oNFsBUetg8P/Dg5a",
+	"r4JwF3GBSMqjCZrSJKGSRJzFEjo1XgfFf+FuHYGUkhiRDzhSyRzZWQ0zXcqtmGsVCe1mtcQ85xhtIuIn",
+	"H6rG+oPUQhGfTnFNEpBJReIhSzEVEu3IFEdEIjxSRBgxg4YScT0vTo5RWEwTopiM8CwBieTQesgSrICf",
+	"d2S+W0egAfW0iBqZvcWSHO6jXr/d77drV+9O+o3afePmAPW/b9eaB4dD9iWOb8GLVafXH7Lr3nmNyAin",
+	"JF5k//aUfdeZ/FVNft2//eEoaHz/94ejO3x+33kXBT1Kj97Ji2v8vw+v734e//ph/l3/anb58/5RcHB0",
+	"/dMP13d3vWaDnr754e77t9/1VslVwf9tj6bWPevF6gnGMipOK6K3PJ4POD/HYqzlLOJMEabgJ07ThEYY",
+	"WL/3qwS5+5jRSXdVTjc5m06xmHstPSBSnKNEv/M9LQPQRhA5S1Tx64THsLSrdq/94033/LzzXftcbxVe",
+	"/kikxDC2l2kJ4KAWJWds07avsJpJr+WdwQafXOr8lyAjr+X9aa8w4XvmrdzrCMFFpu8NaZZteDarnhEO",
+	"BWa5wUGC4FiincN99I6+Rbfz7ETstrTAc0bgaAnFiKi1r7oIM/lgBlEwJuMKfT8YXKFmEPhG5UG3sESR",
+	"EBF2TxKeEpDUJ9+7TGU7ioiUp4RREj+TaXiha8G4Cw7HlcZI8TvCtmBc++Sk0+/fnHYuup3TCsaZVcJG",
+	"Yz1d/eswjGABNIZNwNxTKiVlYzATD4Kzcd3S8ArscTdJyBgnz6RhutC1oGEbjShJYnQrCL6zlpozJXCk",
+	"vsBJ0HJnaNcqVCtIEWdaZcJ8OEn4A4nNe/niJG+jHNgAiVV2ZHIKUJmTICP9Nbtj/IF1PkTEDvMs8s8q",
+	"uhcs6BEl5ggskdiC5NcX7y4u/3Jx0/nrSedq0L28qJJjhuDwAuQCQaISjTBNSOyjhwmNJvAgwjNJYtAA",
+	"dnGgGiRnskLmr78sAywxkRJ8dpsAhp5FE41tFBd4DAcCVj1jguBogm8TcowE0KjuFavQdD0lCb0nYt6e",
+	"xdQwIo6pMfxXgqdEKAoMGOFEEt9LnUcAT5y+2VbX7+y0oovenXn8FqtoYgDyevcDCBwRek/itl71iIsp",
+	"Vl7Li7EiNWVA2eYhtJFZ5cmF+fswO2eMA0o3Ymo0uiARnNDYCL3hen3j3E+ucf9laft+JWndBZf2/z4f",
+	"n9/+SiIFeysR+pzKz+KtfkIVmT6Pv7COKf7QNR0bgMjzlWIh8BwaKIFjsg3LF2iW9fMXl7qRGoWkLuBr",
+	"sG1Xg1BzOhsUxTyaTWGPCAuCwJKmisTHKOx1fuicmNZz/U4QmM6YPMJmU1ilGdLzPdPaWZzdlu99qEHj",
+	"2j0WAAEl9KpYbltP7FVupacn9t4/+V5ZczyP5YW2XMfhnmm1yA7buYr4nQ+KsLjLRnz1ggzALfPjTBBS",
+	"g4ONyAclMKLMnHI4e/iWz5TBW2AffYQVmnKpUDPYP0LRBIPpIQKcPUExeIgxqMcf+pcXwJ6lNXaZ3sol",
+	"DHZKFKaJdSqet+TTWl9xQdAUzxGOYwMM5HFuIMzfWlromHFhhGWRDXpivZRVqimbR28e0XhB4zQPDjZ7",
+	"mmXuleZ8vyWFPknMSEkc1prBouWT7wKhTR0vnaZPvpdyuZaaV5d9lAp+T2MdXcmJiq4EkYQB0gIDC8C2",
+	"itAVduVlDtIFWJ95SQGYQT5JVv/CRRIPQIs+Q1zRDmYxiviMKaT4AxaxdKM630hEdShLzXeXJftF8cIy",
+	"W3MVfgutEI21t0VNGEqbjwpDvfbUbIQMNCbTlCvCojm6I3MDGwxcz3HD8yd1TOTylA4bdbtlbbBN2KlC",
+	"GWjbumxl12OUZ4rtv5WdMuvUmuKEg+MB69l4tFYs8bPF5BjJ2XhMpCIx0kYw5EaH3QC6lQpP0/DZat//",
+	"La1LHm7eYGlW8OHfSlb06p65lkgQrD7LYfmtTecWlm9RujZ2maXxZ1FlPZIp7aBMCN9hiLuMlexe5Tc8",
+	"IqnfoEc0ogwn6BFNCWbggD8O2WOtVsv/N2SPKLzsnXZ6N/1rHUkL0SNiHD1qowRAxC6qwLbI9DKeROe0",
+	"1GFKRDTBTOV+CaLKtr/qda7ave7Fd3kHExNIBUkxWHLTrNdpn/4tbyII1oFclNLoDs1SnWdhv/K5bX1y",
+	"+ePVeceuYk5gyzFnJHvbvjjpnJ+7byPMIpIkznTgBrktStvIXKhiG4ZYZ+3uedFFzqUiU0SlnAGN0GiW",
+	"jGgCTpoO0syEXpDjhZUo7vleRkvP93IyaR+tffo3z/fyXcLvbE+5D6d/Fsva0qVzJMj8NHjSK8lW23Kx",
+	"/PRKc8yM7DzuAa/Kj6y6XBzgJGPC4gCG2OWn+ucZpon2J69m5ih9mhn8/wP1P9PCrVQyVcqkl9uktaRc",
+	"XjyfqYhPddAX68hklfNYxDmrqxPgPYp4TI4RwdEEQW/jUydUZolmHhMJZ9DkLqQGzuVUc3GYNkfZSpHV",
+	"j0ux5MlsilkNVA++TQC256+zsJuz6vIqZH6KNmXjFyOy2wCCTKwqYYETlMtJvrjZ1dxfGYPqh5mr6aPw",
+	"LMwV2o42Lbs+Cq/D3D/b0THdXTfgBBw583zveku95C6n0Enu0zOzgoWnNgLtvdfxZBLNBFXzPpDPppzi",
+	"KWUDnVSqFEQjdtzmbHyr6L+/fnvTPv2xe3EzuHzXudAAV/MEtmGSPEX0ZqJUaoLj1GqYiDOFI320bDo1",
+	"y9p5SyH0PJ8nU5u0EIQgm7hD7auuzKSvzRT6TvBZikZ4SpO5rstIEzyXCA9ZTEcjIsD2CJ4QRJk+Vq0h",
+	"A/NVHK5Ht2JFt3zMyjwqQQKrAsGhtZcZQE8TrLRv8IgwQ93+T2gP9TEuVJw1onQpdhM6iKNojNoJTfE8",
+	"H99dSoX/lg3iuKAZ/R7NwzMqpHLfPwJd/vQnXScwNadkyDraS3dIj6g0lQChSZBiHbjTOaYh2wlPTNqo",
+	"NpinpIUWM0fHOvwnifrz9eCsdhTu1pG1XhJFWIi5KVuwBV3lKq3QLSUINaPDPCMfHueFVXakIXN6ox1T",
+	"44VGgk/doMiuHtepMFoauO5Qxeq6LP+bUcdmkbXqX6BUlk3OaBUKyx2jdI7Nfs1DX2cOYXG6lwGuvt5N",
+	"VnxkrYyVYFfZucAWPUywcouVYg7YrEqUNca1Sq0MGM/gjdVwfg6eY64XqXUbwhJReYxG9EOpesj0v4b+",
+	"uTK0sJALxIh64OIuS4/tamQLo+Xpdomn5QSPFsxeYWckkhMNk2/nCCdJSTGUSAOKHy3R6WFC2ApqFLi/",
+	"X6bGQgXAIzqDc41Ak8GmTO63KsV6bEG0Pk66veGkCd/5iJF7U9pD7SjSzti9+Kl93j29aV91s/lyjsaZ",
+	"eFFmKgSArhw8DUXvCdrJyJ5iNdnN+LGYWIVRr7V2mqsJyA1JZJaKzHVBt4iGDBkcAfXAS6EQG4HMmul4",
+	"rMu7nZQIK4alE7nbQhgJkhqHKi88WykDcCqzF0OmM9pjojJagiazpxCPMWU+up0rgkZc6B++7j7BEjyp",
+	"0UyoCayGjEYkUqYuamk+e14LC5LVnQgy0qllaDBk4Vm4F/Y6V5324KbX+Z+b7sXJ5UW/2x90LgZhHbVR",
+	"PDMakJiUJJzleyLRw4QmxFk8lUMmFU2S3BPkcCRJbHYZXod7FRxsWW5RVUeXLJmbYzpkGTTcgfOt9dlZ",
+	"uGvzYFMyvSWCxMe2qgzro4qzkWQx9ZDhkSByUkdtO155BE1erFBCsFSoeYAmfAaTvm7aX079TaZFLzNo",
+	"QViccsqUNGKV/4kUHo9JjMLcPMtQz+uYaBBtjWGoVNaEt6+6/pClgivjo4JmKFWeaDbnqtpUM4qYMizm",
+	"rrolEug1ZK4MugrbFKcpqpISgvG9e1OQ5rW8Rj2oB9pTSgnDKfVa3qt6UH8F/gBWE43A9ngq93Rvufex",
+	"HBZ5gvdjooFSTgNwmbzviGnjLVSMNYPgmQUbEhBEvFgpE2UeqqG1W6zhhMe8ZtDcrwWHtaAxCI5ajYNW",
+	"EPy84Fm1Sm666/fBHzVdCnsQ7NdsHexiZMpLY3nTbARvms0gCILmq+bB0f5N1isIXgVvgldH8KxRig6V",
+	"1/amFTRbjcbP3jOKOwx9VxQy6R3qkpl9Q/GqkXLO7C2WNOl+ja36lcrJdL/9Z3JYr/WCq84HW15QKivT",
+	"FSlLTF5RkWPCKReXg5vOX7v9QUU9Tk4cAzTAEhGY9+Xry0p70aw5CF5tReKlkifXV/Jav5S9pF/eP733",
+	"SzVNOEZZ4SEoBDzWHluhtHSExi0x/2XbaL4uPQVNURSeLgVOt6o+3SJS8t730pla9gJP9HmXbhKfC2RO",
+	"mtTmpp0FVqMJZmOCpjOp0IgnCX8wmNZs6Vc+E4zM0c6IiwcsYsRZMm8txVn/9Y9/ulHUf/3jn0PmRkn1",
+	"exsO1b+LYOexG7iE0dEtGXFBhqwY8LgU/9QG0Y1daqcAszlinNUM0jWbOx4y90+QbQ3XzJ53jxEHJPFA",
+	"JUH7wZt8V4P24Lp/YwEcOBBhEWwLdUJX4TvynLIIbXXK1iCL/hX68y2P588tnMzDl2VbYCV7ISztKoty",
+	"+FDh24RccLB+zaUgYSmOu8EYPEM5LIY/n8qxIDgYTy9iKTVe1M8/yVC+EOVeyowetZqBXvkXNaNZPSSJ",
+	"fyOD+uZTDKrhS9c4XcuFxoWmQBFmYAaNotjayJY1x1pLa+fJDS62mpdmGvnrFHeXjQB11mJAeJEps5bg",
+	"KxppY8QKw7XRYD/5Bpjrwgq599EWWDztLRdcWoC+TBB74wZDyyxexEeImHrFctWLjWHqaXyzNEO1cKGg",
+	"IzyGtZNpquY6E2BCGIwzc4swKzetLxmJcyrVaXnxW6CSFWUrFcCkKEH5Qpes3n+2xsY5jwpJuGRFdaih",
+	"vXskF7n7y4pqqKJgdKnEyTt9CzozOAwauTIuSqArLEHz51LJsGkC3QfBUeMgCH6uvY4b0SvsAUXyGiNv",
+	"4M7SfLV/8BytvFx2vOJQu8IrfxP9/HUUBNCgXFBc2rkJ6Grir9MY941cP+ytDMdrsMVlhdL49tuF5ENr",
+	"Rdy+/u231YH7IVMkSQxYz0KhDxMC0HRVubTemVFCDwSwcn46uMgT/cfuvaqIi1gWisk5GCEacTFkO6EV",
+	"09Bf1l+7zmWqiqCeolOCqBqykjZDbXNrpFzZP7KXWnR0xmxBkDTR9yS140GwSCgRiDOio07dVbHJuktk",
+	"XU0aS4Qr7hE8YDlkJr4K4paQeGwDgDqAPkuR4ui13oX0bVitiaaU+agRlP4dsgaa+KgJ/3eIJpoAjQM0",
+	"QTvNfTRBTd0LUQYmdLdEfxN0A99LFvG9hLP8DhysVO+32NQ3Mud9zUh2isfE5pKrAsJ6S8ak69CmDVNS",
+	"JZGkcokVMJo0Bim8Dp3l2vUNWXgdZpdysLyTOfNMsNGVcSJGXEz1XXJCtehGWAIDnUY4kdwR4vCqd6kv",
+	"vBkvbufMR4yQWJqk9ZBRpoi4JwzW6hLTxoGzjL1msemos+pxAapAJMDb3ZxTWFtUtJBWUAsq1kSV7VWV",
+	"tekGc5etuEPnm7uX3Nymg31hm4rgMyVpbFhH2Gyal/hUR6rzBAOV5Sg4DJmYyqM86r0cFt+QYZgt3ohy",
+	"j7A7HQWnoCII7mQlliDOygrWZaRTZU6KJnv5JwCe/I1t3fv0WzQvbg4bhPOp/rpR08vuqNaDcNwrL8Ss",
+	"BDufiGw2o5ZNmAVG0UUXW+5EFOVQG3Zi7/Js3Elz5U7emJ0ckWa8f+t9MfS18YLAi8QvTIatR/7eZRFn",
+	"WomzCqrnlNAn3jnpTEe49CnfwotdoV5WOLLlSderGffO+SrP1s9LjhbunxrVusX6i8KpxfUWxUwLM/fN",
+	"zP9RV2A3XxpY4VgUVzCXPtlTM1WBVdPatq5+9ko1G5s6lr7Ms/gdj3UdHbUNG9pvbOGVlL7fYISyyLwA",
+	"3Zbtv0bj5diA43AUmD9zOJp7aWzTh3uVtUjP9jYWi5bA12ibqqWdUtHSbsnZyEqcTGo7CxpTqSsnHMQ1",
+	"xeLOSSYMmRO/1+BqsBgmMjEkmeUkNfAXfLqYOPCdrIFfThnoKL9JGdRRRho2LpaZffTBKp7SovTzvC5m",
+	"Jyu8QBFn90SMidw9dvbLMj1ZThegHSfr4DtpCr+UftjNgoW3ZMjyHOx61wXtbL6AstvS+NXJZWdKVJdI",
+	"lNP/toIJ/s4KdGztT91wJ+d1TFJBIpsdotJUojA0wvd8JhAfDVm4WkJ1mDA8BqBNJbojqdIuAewaK3pL",
+	"E6rmL4C2c7ksFcl/OtK2gTv9+Qqk5ikpFcTnqdJsOHA29AqsE+yAbBusD0sDLCSQnOofZyOVkgWLK6W2",
+	"9I3ATLycDP/v3B1Y1Ie/Q1dAksW8VHbDwI1zO1ijwLqNw4PG4auj183G4f5h83UzaESN1xg3Dj8zieQA",
+	"ofwO1prlGQ1cLhlYtWRYRbDw3409mzel74qt2sOq3s/H8CtuIb4Ifv+3ruNYAbgHrqKKnGsvf8DvLwi/",
+	"V93BXA+9kXtXRReQ5hVuWS2qvYTtFMX9AdgX4K0r1BlMtxDawehc7i0X9z8bmru3AACWZ1A9j6dmC/tG",
+	"Dlk0E9oMWwCq04QLEW2w4QmXCqwuHIk66hEc1zhLDPIKizoDgBZO3ttiareWBYPPYD/EAJMNWeiKtjbh",
+	"YT881vD1zA5wbet08tJKmn/38UWAnw6DA+1lVqC0BvotAbOvjgG3xU3rUNDyB0F+jxDInq6ysrdbXweC",
+	"XgDcLM66Jbb58hBl9cdy/sAnVfjkq1e4+X+gn89CP2u+dbQW+oDt8Z2vBfmFgfiPxTeZ1jJVAsZE8lFV",
+	"nZSDbp7yp0vXhcs3FHdiOqZKh8O4ILv2zLWvuloIbAVRNjCYjYpvIC1dUizdPXLGcaKky0O5d0eyCygg",
+	"wTvuDZFd38Q0FEeSKDRLNVqhTKYkMoiKOPM5ZSBP75/+LwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is everything orderhub reads from its environment. This file is the
+// only code that reads it; the README's configuration table mirrors it.
+type config struct {
+	Addr            string
+	RedisURL        string
+	AdminToken      string
+	Retention       time.Duration // 0: forever
+	Lease           time.Duration
+	RequestTimeout  time.Duration
+	ShutdownTimeout time.Duration
+	MaxBodyBytes    int64
+	LogLevel        slog.Level
+}
+
+// minRetention covers WorldTrade's 7 retries over 24 h 22 min, with margin.
+const minRetention = 25 * time.Hour
+
+// configError is a configuration the service refuses to start with.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return "configuration: " + e.msg }
+
+func loadConfig(getenv func(string) string) (config, error) {
+	c := config{
+		Addr:       or(getenv("ORDERHUB_ADDR"), ":8080"),
+		RedisURL:   getenv("ORDERHUB_REDIS_URL"),
+		AdminToken: getenv("ORDERHUB_ADMIN_TOKEN"),
+	}
+	var errs []string
+	dur := func(name string, def time.Duration) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("%s=%q is not a positive duration such as 30s or 72h", name, v))
+			return def
+		}
+		return d
+	}
+	switch v := strings.ToLower(getenv("ORDERHUB_IDEMPOTENCY_RETENTION")); v {
+	case "never", "forever":
+		c.Retention = 0
+	default:
+		c.Retention = dur("ORDERHUB_IDEMPOTENCY_RETENTION", 72*time.Hour)
+		if c.Retention < minRetention {
+			errs = append(errs, fmt.Sprintf("ORDERHUB_IDEMPOTENCY_RETENTION=%s is below %s: WorldTrade retries for 24 h 22 min (use \"never\" to keep answers forever)", c.Retention, minRetention))
+		}
+	}
+	c.Lease = dur("ORDERHUB_IDEMPOTENCY_LEASE", 30*time.Second)
+	c.RequestTimeout = dur("ORDERHUB_REQUEST_TIMEOUT", 10*time.Second)
+	c.ShutdownTimeout = dur("ORDERHUB_SHUTDOWN_TIMEOUT", 15*time.Second)
+	if c.Lease <= c.RequestTimeout {
+		errs = append(errs, fmt.Sprintf("ORDERHUB_IDEMPOTENCY_LEASE (%s) must be longer than ORDERHUB_REQUEST_TIMEOUT (%s), or a slow request could be run twice", c.Lease, c.RequestTimeout))
+	}
+	c.MaxBodyBytes = 64 << 10
+	if v := getenv("ORDERHUB_MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 {
+			errs = append(errs, fmt.Sprintf("ORDERHUB_MAX_BODY_BYTES=%q is not a whole number of bytes of at least 1024", v))
+		} else {
+			c.MaxBodyBytes = n
+		}
+	}
+	if v := getenv("ORDERHUB_LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, fmt.Sprintf("ORDERHUB_LOG_LEVEL=%q is not one of debug, info, warn, error", v))
+		}
+	}
+	if len(errs) > 0 {
+		return c, &configError{strings.Join(errs, "; ")}
+	}
+	return c, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

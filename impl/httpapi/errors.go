@@ -1,0 +1,144 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderhub/orderhub/generated/models"
+	"github.com/orderhub/orderhub/impl/domain"
+	"github.com/orderhub/orderhub/impl/store"
+)
+
+// The messages of the result codes. UNKNOWN_EXCEPTION's is Ant's own text.
+const (
+	msgSuccess          = "success"
+	msgUnknownException = "An API calling is failed, which is caused by unknown reasons."
+)
+
+// Errors of the HTTP layer itself; the business and storage errors come from
+// domain and store.
+var (
+	errInvalidAPI       = errors.New("the called API is invalid or not active")
+	errMethodNotAllowed = errors.New("method not allowed")
+	errAccessDenied     = errors.New("access denied")
+	errBodyTooLarge     = errors.New("request body too large")
+)
+
+// paramError is a PARAM_ILLEGAL with a message naming the fields at fault,
+// never their values.
+type paramError struct{ msg string }
+
+func (e *paramError) Error() string { return e.msg }
+
+// outcome is what one error means to the caller.
+type outcome struct {
+	status  models.ResultStatus
+	code    string
+	message string
+	// opsHTTP is the HTTP status on the operator API; the partner APIs
+	// answer 200 (the result carries the outcome) except where partnerHTTP says.
+	opsHTTP     int
+	partnerHTTP int
+}
+
+// outcomeOf is the one table from errors to result envelopes. An error it
+// does not know is UNKNOWN_EXCEPTION, and known is false: log the cause.
+func outcomeOf(err error) (o outcome, known bool) {
+	f := func(code, msg string, opsHTTP int) outcome {
+		return outcome{models.ResultStatusFailure, code, msg, opsHTTP, http.StatusOK}
+	}
+	var pe *paramError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &pe):
+		return f("PARAM_ILLEGAL", pe.msg, http.StatusBadRequest), true
+	case errors.Is(err, domain.ErrExtendInfoTooLong):
+		return f("PARAM_ILLEGAL", "extendInfo: exceeds 2048 characters serialised", http.StatusBadRequest), true
+	case errors.Is(err, errBodyTooLarge):
+		o := f("PARAM_ILLEGAL", "request body is too large", http.StatusRequestEntityTooLarge)
+		o.partnerHTTP = http.StatusRequestEntityTooLarge
+		return o, true
+	case errors.Is(err, errInvalidAPI):
+		return f("INVALID_API", "The called API is invalid or not active.", http.StatusNotFound), true
+	case errors.Is(err, errMethodNotAllowed):
+		o := f("INVALID_API", "The HTTP method is not allowed; use POST.", http.StatusMethodNotAllowed)
+		o.partnerHTTP = http.StatusMethodNotAllowed
+		return o, true
+	case errors.Is(err, errAccessDenied):
+		return f("ACCESS_DENIED", "Access is denied.", http.StatusUnauthorized), true
+	case errors.Is(err, domain.ErrOrderNotExist), errors.Is(err, store.ErrNotFound):
+		return f("ORDER_NOT_EXIST", "The order does not exist.", http.StatusNotFound), true
+	case errors.Is(err, domain.ErrOrderStatusInvalid):
+		return f("ORDER_STATUS_INVALID", "The order status does not allow this change.", http.StatusConflict), true
+	case errors.Is(err, domain.ErrRepeatReqInconsistent):
+		return f("REPEAT_REQ_INCONSISTENT", "The requestId was already used with a different request body.", http.StatusConflict), true
+	case errors.Is(err, domain.ErrInProgress):
+		// A retry, not a failure: the first request may still succeed.
+		return outcome{models.ResultStatusUnknown, "UNKNOWN_EXCEPTION", msgUnknownException, http.StatusServiceUnavailable, http.StatusOK}, true
+	case errors.As(err, &he):
+		return outcomeOfHTTPError(he)
+	}
+	return outcome{models.ResultStatusUnknown, "UNKNOWN_EXCEPTION", msgUnknownException, http.StatusServiceUnavailable, http.StatusOK}, false
+}
+
+// outcomeOfHTTPError maps the errors echo and the generated wrappers raise
+// themselves (routing, binding) to the envelope.
+func outcomeOfHTTPError(he *echo.HTTPError) (outcome, bool) {
+	if he.Internal != nil {
+		if o, known := outcomeOf(he.Internal); known {
+			return o, true
+		}
+	}
+	switch he.Code {
+	case http.StatusNotFound:
+		return outcomeOf(errInvalidAPI)
+	case http.StatusMethodNotAllowed:
+		return outcomeOf(errMethodNotAllowed)
+	case http.StatusRequestEntityTooLarge:
+		return outcomeOf(errBodyTooLarge)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return outcomeOf(errAccessDenied)
+	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
+		// Binding errors quote the input; say only what is wrong.
+		return outcomeOf(&paramError{"request body or headers do not match the contract"})
+	}
+	return outcomeOf(errors.New(he.Error()))
+}
+
+// isOps reports whether the request addresses the operator API.
+func isOps(c echo.Context) bool {
+	return strings.HasPrefix(c.Request().URL.Path, "/ops/")
+}
+
+// errorHandler writes the envelope of err: echo's HTTPErrorHandler.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		o, known := outcomeOf(err)
+		if !known {
+			log.ErrorContext(c.Request().Context(), "unexpected error", "err", err, "path", c.Request().URL.Path)
+		}
+		status := o.partnerHTTP
+		if isOps(c) {
+			status = o.opsHTTP
+		}
+		if status == http.StatusMethodNotAllowed && !isOps(c) {
+			c.Response().Header().Set(echo.HeaderAllow, http.MethodPost) // every partner API is POST
+		}
+		body := models.ErrorResponse{Result: models.Result{ResultStatus: o.status, ResultCode: o.code, ResultMessage: o.message}}
+		if err := c.JSON(status, body); err != nil {
+			log.ErrorContext(c.Request().Context(), "writing an error response", "err", err)
+		}
+	}
+}
+
+// success is the S result.
+func success() models.Result {
+	return models.Result{ResultStatus: models.ResultStatusSuccess, ResultCode: "SUCCESS", ResultMessage: msgSuccess}
+}

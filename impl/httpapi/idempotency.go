@@ -1,0 +1,259 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderhub/orderhub/generated/models"
+	"github.com/orderhub/orderhub/generated/server"
+	"github.com/orderhub/orderhub/impl/domain"
+	"github.com/orderhub/orderhub/impl/store"
+)
+
+// maxConflictRetries bounds how often a notification is re-run when the
+// order it changes was written by someone else between read and commit.
+const maxConflictRetries = 3
+
+// idempotentOp describes an idempotent operation to the middleware.
+type idempotentOp struct {
+	// id is the contract's operationId, the Op of the key.
+	id string
+	// key derives the request's idempotency key (without the caller) from
+	// the typed request.
+	key func(request any) store.Key
+	// write renders the handler's typed response.
+	write func(response any, w http.ResponseWriter) error
+}
+
+// idempotentOps is keyed by the names the strict server gives its
+// middlewares (the Go method names).
+func idempotentOps() map[string]idempotentOp {
+	return map[string]idempotentOp{
+		"NotifyOrderCompletion": {
+			id: "notifyOrderCompletion",
+			key: func(r any) store.Key {
+				b := r.(server.NotifyOrderCompletionRequestObject).Body
+				return store.Key{RequestID: b.RequestID, Scope: store.ScopeOrder, ScopeID: b.RequestOrderID}
+			},
+			write: func(r any, w http.ResponseWriter) error {
+				return r.(server.NotifyOrderCompletionResponseObject).VisitNotifyOrderCompletionResponse(w)
+			},
+		},
+		"NotifyDeliveryAuditResult": {
+			id: "notifyDeliveryAuditResult",
+			key: func(r any) store.Key {
+				b := r.(server.NotifyDeliveryAuditResultRequestObject).Body
+				return store.Key{RequestID: b.RequestID, Scope: store.ScopeTrade, ScopeID: b.TradeID}
+			},
+			write: func(r any, w http.ResponseWriter) error {
+				return r.(server.NotifyDeliveryAuditResultResponseObject).VisitNotifyDeliveryAuditResultResponse(w)
+			},
+		},
+	}
+}
+
+// storedResponse is a final answer as remembered, replayed verbatim.
+type storedResponse struct {
+	Status int         `json:"status"`
+	Header http.Header `json:"header"`
+	Body   []byte      `json:"body"`
+}
+
+// idempotency makes the notifications idempotent on (operation, Client-Id,
+// requestId): the first request runs and its final answer (S or F) is stored
+// together with its effect, atomically; repeats get that answer byte for byte.
+func idempotency(st store.Store, lease, retention time.Duration, log *slog.Logger) server.StrictMiddlewareFunc {
+	ops := idempotentOps()
+	return func(next server.StrictHandlerFunc, name string) server.StrictHandlerFunc {
+		op, ok := ops[name]
+		if !ok {
+			return next
+		}
+		return func(c echo.Context, request any) (any, error) {
+			ctx := c.Request().Context()
+			k := op.key(request)
+			k.Op, k.ClientID = op.id, c.Request().Header.Get("Client-Id")
+			fp, err := fingerprint(rawBody(ctx))
+			if err != nil {
+				return nil, err
+			}
+			begun, err := st.Begin(ctx, k, fp, lease)
+			if err != nil {
+				return nil, fmt.Errorf("idempotency begin: %w", err)
+			}
+			switch begun.State {
+			case store.Done:
+				return nil, replay(c, begun.Response)
+			case store.Mismatch:
+				return nil, domain.ErrRepeatReqInconsistent
+			case store.InProgress:
+				return nil, domain.ErrInProgress
+			}
+			t := &txn{st: st, key: k, token: begun.Token, retention: retention}
+			err = t.run(c, request, next, op.write)
+			if err != nil {
+				// Nothing was stored: free the requestId so the retry runs.
+				// Not the request's context: it may be what failed.
+				if rerr := st.Release(context.WithoutCancel(ctx), k, t.token); rerr != nil {
+					log.WarnContext(ctx, "idempotency release", "err", rerr)
+				}
+			}
+			return nil, err
+		}
+	}
+}
+
+// txn is one started idempotent request.
+type txn struct {
+	st        store.Store
+	key       store.Key
+	token     string
+	retention time.Duration
+}
+
+// run executes the handler with the response held back, stores a final
+// answer with the handler's effect, and only then sends it. An error return
+// means nothing was stored (and nothing was sent).
+func (t *txn) run(c echo.Context, request any, next server.StrictHandlerFunc, write func(any, http.ResponseWriter) error) error {
+	ctx := c.Request().Context()
+	for attempt := 0; ; attempt++ {
+		eff := &effectSlot{}
+		c.SetRequest(c.Request().WithContext(context.WithValue(ctx, effectKey{}, eff)))
+		rec, err := capture(c, func() error {
+			resp, err := next(c, request)
+			if err != nil {
+				return err
+			}
+			return write(resp, c.Response())
+		})
+		c.SetRequest(c.Request().WithContext(ctx))
+		if err != nil {
+			return err
+		}
+		switch resultStatus(rec.Body) {
+		case models.ResultStatusSuccess, models.ResultStatusFailure:
+		default:
+			// U is never stored: send it and let the retry run afresh.
+			if err := t.st.Release(context.WithoutCancel(ctx), t.key, t.token); err != nil {
+				return err
+			}
+			return flush(c, rec)
+		}
+		stored, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		err = t.st.Commit(ctx, t.key, t.token, stored, t.retention, eff.effect)
+		if errors.Is(err, store.ErrConflict) && attempt < maxConflictRetries {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("idempotency commit: %w", err)
+		}
+		return flush(c, rec)
+	}
+}
+
+// capture runs fn with the response written to memory, errors included (as
+// the error handler renders them), and returns what would have been sent.
+func capture(c echo.Context, fn func() error) (storedResponse, error) {
+	res := c.Response()
+	orig := res.Writer
+	buf := &bufferedWriter{header: http.Header{}}
+	res.Writer = buf
+	defer func() {
+		res.Writer = orig
+		res.Committed, res.Size, res.Status = false, 0, http.StatusOK
+	}()
+	if err := fn(); err != nil {
+		if o, known := outcomeOf(err); !known || o.status == models.ResultStatusUnknown {
+			return storedResponse{}, err
+		}
+		c.Error(err)
+	}
+	return storedResponse{Status: buf.status, Header: buf.header, Body: buf.body.Bytes()}, nil
+}
+
+// flush sends a captured or stored response.
+func flush(c echo.Context, r storedResponse) error {
+	res := c.Response()
+	for k, v := range r.Header {
+		res.Header()[k] = v
+	}
+	res.WriteHeader(r.Status)
+	_, err := res.Write(r.Body)
+	return err
+}
+
+func replay(c echo.Context, raw []byte) error {
+	var r storedResponse
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return fmt.Errorf("decoding a stored response: %w", err)
+	}
+	return flush(c, r)
+}
+
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *bufferedWriter) Header() http.Header         { return w.header }
+func (w *bufferedWriter) Write(b []byte) (int, error) { return w.body.Write(b) }
+func (w *bufferedWriter) WriteHeader(status int)      { w.status = status }
+
+// resultStatus reads result.resultStatus of a response body.
+func resultStatus(body []byte) models.ResultStatus {
+	var r struct {
+		Result models.Result `json:"result"`
+	}
+	if json.Unmarshal(body, &r) != nil {
+		return ""
+	}
+	return r.Result.ResultStatus
+}
+
+// fingerprint hashes the canonical form of a JSON body: the same content
+// gets the same fingerprint whatever its spacing or key order.
+func fingerprint(body []byte) (string, error) {
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.UseNumber() // keep numbers as written: no float rounding
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return "", &paramError{"body: is not valid JSON"}
+	}
+	canon, err := json.Marshal(v) // map keys come out sorted
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// effectKey carries the effect slot of an idempotent request in its context.
+type effectKey struct{}
+
+type effectSlot struct{ effect store.Effect }
+
+// stage records the write a handler wants; the idempotency middleware
+// commits it together with the answer. It fails outside that middleware,
+// so a write can never happen without its record.
+func stage(ctx context.Context, e store.Effect) error {
+	slot, ok := ctx.Value(effectKey{}).(*effectSlot)
+	if !ok {
+		return errors.New("stage: no idempotent request in context")
+	}
+	slot.effect = e
+	return nil
+}

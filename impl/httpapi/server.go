@@ -1,0 +1,148 @@
+// Package httpapi is orderhub's HTTP face: the echo wiring, the handlers of
+// the contract, request validation, idempotency, and the one table that maps
+// errors to result envelopes. It is the only package that knows HTTP.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/orderhub/orderhub/generated/server"
+	"github.com/orderhub/orderhub/impl/store"
+)
+
+// Config is what the HTTP layer needs besides the store.
+type Config struct {
+	// AdminToken guards the operator API; empty turns it off.
+	AdminToken string
+	// Lease bounds how long a request holds its requestId; past it, a
+	// crashed request's claim expires by itself. Longer than any request.
+	Lease time.Duration
+	// Retention is how long final answers are remembered (0: forever).
+	Retention time.Duration
+	// RequestTimeout bounds each request's work, storage calls included.
+	RequestTimeout time.Duration
+	// BodyLimit is the largest request body read, in bytes.
+	BodyLimit int64
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// Logger receives request logs and unexpected errors (nil: discarded).
+	Logger *slog.Logger
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultLease          = 30 * time.Second
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultBodyLimit      = 64 << 10
+)
+
+// New builds the HTTP handler of orderhub over st.
+func New(st store.Store, cfg Config) (http.Handler, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	log := cfg.Logger
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(log)
+
+	notInContract := func(c echo.Context) bool { return c.Path() == "/healthz" || c.Path() == "/readyz" }
+	validate, err := validator(cfg.AdminToken, notInContract)
+	if err != nil {
+		return nil, err
+	}
+
+	// The request path, outermost first.
+	e.Use(
+		middleware.RecoverWithConfig(middleware.RecoverConfig{
+			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+				log.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
+				return err // answered U/UNKNOWN_EXCEPTION by the error table
+			},
+		}),
+		requestLog(log),
+		deadline(cfg.RequestTimeout),
+		responseHeaders(cfg.Now),
+		captureBody(cfg.BodyLimit),
+		validate,
+	)
+	// Routing, then per operation: idempotency, then the handler.
+	h := &handlers{st: st, now: cfg.Now}
+	strict := server.NewStrictHandler(h, []server.StrictMiddlewareFunc{
+		idempotency(st, cfg.Lease, cfg.Retention, log),
+	})
+	server.RegisterHandlers(e, strict)
+
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		if err := st.Ping(ctx); err != nil {
+			return c.String(http.StatusServiceUnavailable, "store unreachable\n")
+		}
+		return c.String(http.StatusOK, "ready\n")
+	})
+	return e, nil
+}
+
+// deadline bounds the request's context: storage calls give up in time and
+// the caller gets U instead of waiting.
+func deadline(d time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+			defer cancel()
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
+		}
+	}
+}
+
+// requestLog writes one line per request; never bodies or signatures.
+func requestLog(log *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod: true, LogURIPath: true, LogStatus: true, LogLatency: true, LogError: true,
+		HandleError: true, // so the status logged is the one the error handler sent
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			attrs := []slog.Attr{
+				slog.String("method", v.Method), slog.String("path", v.URIPath),
+				slog.Int("status", v.Status), slog.Duration("latency", v.Latency),
+				slog.String("clientId", c.Request().Header.Get("Client-Id")),
+			}
+			if v.Error != nil {
+				attrs = append(attrs, slog.String("err", errorText(v.Error)))
+			}
+			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
+			return nil
+		},
+	})
+}
+
+func errorText(err error) string {
+	var he *echo.HTTPError
+	if errors.As(err, &he) && he.Internal != nil {
+		return fmt.Sprintf("%d: %v", he.Code, he.Internal)
+	}
+	return err.Error()
+}
