@@ -1389,7 +1389,7 @@ func (r ListDeliveryAuditsHTTPResponse) ContentType() string {
 
 // NotifyDeliveryAuditResultHTTPResponse200Headers the declared response headers of an HTTP 200 response for NotifyDeliveryAuditResult
 type NotifyDeliveryAuditResultHTTPResponse200Headers struct {
-	ClientID     string
+	ClientID     *string
 	ResponseTime string
 	Signature    *string
 }
@@ -1446,7 +1446,7 @@ func (r NotifyDeliveryAuditResultHTTPResponse) ContentType() string {
 
 // NotifyOrderCompletionHTTPResponse200Headers the declared response headers of an HTTP 200 response for NotifyOrderCompletion
 type NotifyOrderCompletionHTTPResponse200Headers struct {
-	ClientID     string
+	ClientID     *string
 	ResponseTime string
 	Signature    *string
 }
@@ -1503,7 +1503,7 @@ func (r NotifyOrderCompletionHTTPResponse) ContentType() string {
 
 // InquireOrderDetailHTTPResponse200Headers the declared response headers of an HTTP 200 response for InquireOrderDetail
 type InquireOrderDetailHTTPResponse200Headers struct {
-	ClientID     string
+	ClientID     *string
 	ResponseTime string
 	Signature    *string
 }
@@ -2018,10 +2018,10 @@ func ParseNotifyDeliveryAuditResultHTTPResponse(rsp *http.Response) (*NotifyDeli
 		var headers NotifyDeliveryAuditResultHTTPResponse200Headers
 		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ClientID = value
+			headers.ClientID = &value
 		}
 		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
 			var value string
@@ -2078,10 +2078,10 @@ func ParseNotifyOrderCompletionHTTPResponse(rsp *http.Response) (*NotifyOrderCom
 		var headers NotifyOrderCompletionHTTPResponse200Headers
 		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ClientID = value
+			headers.ClientID = &value
 		}
 		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
 			var value string
@@ -2138,10 +2138,10 @@ func ParseInquireOrderDetailHTTPResponse(rsp *http.Response) (*InquireOrderDetai
 		var headers InquireOrderDetailHTTPResponse200Headers
 		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ClientID = value
+			headers.ClientID = &value
 		}
 		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
 			var value string

@@ -592,7 +592,7 @@ type NotifyDeliveryAuditResultResponseObject interface {
 }
 
 type NotifyDeliveryAuditResult200ResponseHeaders struct {
-	ClientID     string
+	ClientID     *string
 	ResponseTime string
 	Signature    *string
 }
@@ -609,7 +609,9 @@ func (response NotifyDeliveryAuditResult200JSONResponse) VisitNotifyDeliveryAudi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Client-Id", fmt.Sprint(response.Headers.ClientID))
+	if response.Headers.ClientID != nil {
+		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
+	}
 	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
 	if response.Headers.Signature != nil {
 		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
@@ -643,7 +645,7 @@ type NotifyOrderCompletionResponseObject interface {
 }
 
 type NotifyOrderCompletion200ResponseHeaders struct {
-	ClientID     string
+	ClientID     *string
 	ResponseTime string
 	Signature    *string
 }
@@ -660,7 +662,9 @@ func (response NotifyOrderCompletion200JSONResponse) VisitNotifyOrderCompletionR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Client-Id", fmt.Sprint(response.Headers.ClientID))
+	if response.Headers.ClientID != nil {
+		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
+	}
 	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
 	if response.Headers.Signature != nil {
 		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
@@ -694,7 +698,7 @@ type InquireOrderDetailResponseObject interface {
 }
 
 type InquireOrderDetail200ResponseHeaders struct {
-	ClientID     string
+	ClientID     *string
 	ResponseTime string
 	Signature    *string
 }
@@ -711,7 +715,9 @@ func (response InquireOrderDetail200JSONResponse) VisitInquireOrderDetailRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Client-Id", fmt.Sprint(response.Headers.ClientID))
+	if response.Headers.ClientID != nil {
+		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
+	}
 	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
 	if response.Headers.Signature != nil {
 		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
@@ -1018,99 +1024,99 @@ func (sh *strictHandler) InquireOrderDetail(ctx echo.Context, params InquireOrde
 var swaggerSpec = []string{
 	"7Fz9cuO2tX8VDHtnYudSMqW1vV55+ofWlhNlHdtXktM20Y4Jk5CEmAJYALJXd+1/+wB9xD7JnQOAJChR",
 	"H95db3rTZKZdmcTnOQfn/M4H+NGL+DTljDAlvdZHb0JwTIT+eZJQwlQ3ht8xkZGgqaKceS1vMCFIkL/P",
-	"iFTfSBSahrVuHPqIRBNO4rrne9CAChJ7LSVmxPdkNCFTDINN8YdzwsZq4rUazSPfU/OUeC1PKkHZ2Ht6",
-	"8r0ekSlnkgzolCxP/5cJYUjpNZhm6AFLNMUx8VG3f4mODoMGeqBqgvhoJInaejWH+1WL6dMxw2omKlYS",
-	"4mTMBVWT6Z97/Xbz4NBHd2T+ExGScvbn4SwIXkUX+h/iI5mNY1/c42RGzMvQRzh5wHOJKOyMyiHjIiai",
-	"hfQ/k9ntN7Loj/gIhVeX/QEyA6VYTcw4wyEzj3KWmOd18zQjaw3oWnpzy+O5XUp9yLxV3AqaFRR68r0U",
-	"CzwlaqPgdGPCFB1RIjX/IpwkRCDMYiRJQiLlPv5GonR2m9AISAosJB/wNE1g6mbQbAZvGvuB+a/h+R6F",
-	"4Y3wer7HMMiNl1PhWeI4pSz/u1o4teRvlE3dSoumJEy1KkVzyHbCZtB4Uwv2a8H+oNFsBUetg8P/Dg5a",
-	"r4JwF3GBSMqjCZrSJKGSRJzFEjo1XgfFf+FuHYGUkhiRDzhSyRzZWQ0zXcqtmGsVCe1mtcQ85xhtIuIn",
-	"H6rG+oPUQhGfTnFNEpBJReIhSzEVEu3IFEdEIjxSRBgxg4YScT0vTo5RWEwTopiM8CwBieTQesgSrICf",
-	"d2S+W0egAfW0iBqZvcWSHO6jXr/d77drV+9O+o3afePmAPW/b9eaB4dD9iWOb8GLVafXH7Lr3nmNyAin",
-	"JF5k//aUfdeZ/FVNft2//eEoaHz/94ejO3x+33kXBT1Kj97Ji2v8vw+v734e//ph/l3/anb58/5RcHB0",
-	"/dMP13d3vWaDnr754e77t9/1VslVwf9tj6bWPevF6gnGMipOK6K3PJ4POD/HYqzlLOJMEabgJ07ThEYY",
-	"WL/3qwS5+5jRSXdVTjc5m06xmHstPSBSnKNEv/M9LQPQRhA5S1Tx64THsLSrdq/94033/LzzXftcbxVe",
-	"/kikxDC2l2kJ4KAWJWds07avsJpJr+WdwQafXOr8lyAjr+X9aa8w4XvmrdzrCMFFpu8NaZZteDarnhEO",
-	"BWa5wUGC4FiincN99I6+Rbfz7ETstrTAc0bgaAnFiKi1r7oIM/lgBlEwJuMKfT8YXKFmEPhG5UG3sESR",
-	"EBF2TxKeEpDUJ9+7TGU7ioiUp4RREj+TaXiha8G4Cw7HlcZI8TvCtmBc++Sk0+/fnHYuup3TCsaZVcJG",
-	"Yz1d/eswjGABNIZNwNxTKiVlYzATD4Kzcd3S8ArscTdJyBgnz6RhutC1oGEbjShJYnQrCL6zlpozJXCk",
-	"vsBJ0HJnaNcqVCtIEWdaZcJ8OEn4A4nNe/niJG+jHNgAiVV2ZHIKUJmTICP9Nbtj/IF1PkTEDvMs8s8q",
-	"uhcs6BEl5ggskdiC5NcX7y4u/3Jx0/nrSedq0L28qJJjhuDwAuQCQaISjTBNSOyjhwmNJvAgwjNJYtAA",
-	"dnGgGiRnskLmr78sAywxkRJ8dpsAhp5FE41tFBd4DAcCVj1jguBogm8TcowE0KjuFavQdD0lCb0nYt6e",
-	"xdQwIo6pMfxXgqdEKAoMGOFEEt9LnUcAT5y+2VbX7+y0oovenXn8FqtoYgDyevcDCBwRek/itl71iIsp",
-	"Vl7Li7EiNWVA2eYhtJFZ5cmF+fswO2eMA0o3Ymo0uiARnNDYCL3hen3j3E+ucf9laft+JWndBZf2/z4f",
-	"n9/+SiIFeysR+pzKz+KtfkIVmT6Pv7COKf7QNR0bgMjzlWIh8BwaKIFjsg3LF2iW9fMXl7qRGoWkLuBr",
-	"sG1Xg1BzOhsUxTyaTWGPCAuCwJKmisTHKOx1fuicmNZz/U4QmM6YPMJmU1ilGdLzPdPaWZzdlu99qEHj",
-	"2j0WAAEl9KpYbltP7FVupacn9t4/+V5ZczyP5YW2XMfhnmm1yA7buYr4nQ+KsLjLRnz1ggzALfPjTBBS",
-	"g4ONyAclMKLMnHI4e/iWz5TBW2AffYQVmnKpUDPYP0LRBIPpIQKcPUExeIgxqMcf+pcXwJ6lNXaZ3sol",
-	"DHZKFKaJdSqet+TTWl9xQdAUzxGOYwMM5HFuIMzfWlromHFhhGWRDXpivZRVqimbR28e0XhB4zQPDjZ7",
-	"mmXuleZ8vyWFPknMSEkc1prBouWT7wKhTR0vnaZPvpdyuZaaV5d9lAp+T2MdXcmJiq4EkYQB0gIDC8C2",
-	"itAVduVlDtIFWJ95SQGYQT5JVv/CRRIPQIs+Q1zRDmYxiviMKaT4AxaxdKM630hEdShLzXeXJftF8cIy",
-	"W3MVfgutEI21t0VNGEqbjwpDvfbUbIQMNCbTlCvCojm6I3MDGwxcz3HD8yd1TOTylA4bdbtlbbBN2KlC",
-	"GWjbumxl12OUZ4rtv5WdMuvUmuKEg+MB69l4tFYs8bPF5BjJ2XhMpCIx0kYw5EaH3QC6lQpP0/DZat//",
-	"La1LHm7eYGlW8OHfSlb06p65lkgQrD7LYfmtTecWlm9RujZ2maXxZ1FlPZIp7aBMCN9hiLuMlexe5Tc8",
-	"IqnfoEc0ogwn6BFNCWbggD8O2WOtVsv/N2SPKLzsnXZ6N/1rHUkL0SNiHD1qowRAxC6qwLbI9DKeROe0",
-	"1GFKRDTBTOV+CaLKtr/qda7ave7Fd3kHExNIBUkxWHLTrNdpn/4tbyII1oFclNLoDs1SnWdhv/K5bX1y",
-	"+ePVeceuYk5gyzFnJHvbvjjpnJ+7byPMIpIkznTgBrktStvIXKhiG4ZYZ+3uedFFzqUiU0SlnAGN0GiW",
-	"jGgCTpoO0syEXpDjhZUo7vleRkvP93IyaR+tffo3z/fyXcLvbE+5D6d/Fsva0qVzJMj8NHjSK8lW23Kx",
-	"/PRKc8yM7DzuAa/Kj6y6XBzgJGPC4gCG2OWn+ucZpon2J69m5ih9mhn8/wP1P9PCrVQyVcqkl9uktaRc",
-	"XjyfqYhPddAX68hklfNYxDmrqxPgPYp4TI4RwdEEQW/jUydUZolmHhMJZ9DkLqQGzuVUc3GYNkfZSpHV",
-	"j0ux5MlsilkNVA++TQC256+zsJuz6vIqZH6KNmXjFyOy2wCCTKwqYYETlMtJvrjZ1dxfGYPqh5mr6aPw",
-	"LMwV2o42Lbs+Cq/D3D/b0THdXTfgBBw583zveku95C6n0Enu0zOzgoWnNgLtvdfxZBLNBFXzPpDPppzi",
-	"KWUDnVSqFEQjdtzmbHyr6L+/fnvTPv2xe3EzuHzXudAAV/MEtmGSPEX0ZqJUaoLj1GqYiDOFI320bDo1",
-	"y9p5SyH0PJ8nU5u0EIQgm7hD7auuzKSvzRT6TvBZikZ4SpO5rstIEzyXCA9ZTEcjIsD2CJ4QRJk+Vq0h",
-	"A/NVHK5Ht2JFt3zMyjwqQQKrAsGhtZcZQE8TrLRv8IgwQ93+T2gP9TEuVJw1onQpdhM6iKNojNoJTfE8",
-	"H99dSoX/lg3iuKAZ/R7NwzMqpHLfPwJd/vQnXScwNadkyDraS3dIj6g0lQChSZBiHbjTOaYh2wlPTNqo",
-	"NpinpIUWM0fHOvwnifrz9eCsdhTu1pG1XhJFWIi5KVuwBV3lKq3QLSUINaPDPCMfHueFVXakIXN6ox1T",
-	"44VGgk/doMiuHtepMFoauO5Qxeq6LP+bUcdmkbXqX6BUlk3OaBUKyx2jdI7Nfs1DX2cOYXG6lwGuvt5N",
-	"VnxkrYyVYFfZucAWPUywcouVYg7YrEqUNca1Sq0MGM/gjdVwfg6eY64XqXUbwhJReYxG9EOpesj0v4b+",
-	"uTK0sJALxIh64OIuS4/tamQLo+Xpdomn5QSPFsxeYWckkhMNk2/nCCdJSTGUSAOKHy3R6WFC2ApqFLi/",
-	"X6bGQgXAIzqDc41Ak8GmTO63KsV6bEG0Pk66veGkCd/5iJF7U9pD7SjSzti9+Kl93j29aV91s/lyjsaZ",
-	"eFFmKgSArhw8DUXvCdrJyJ5iNdnN+LGYWIVRr7V2mqsJyA1JZJaKzHVBt4iGDBkcAfXAS6EQG4HMmul4",
-	"rMu7nZQIK4alE7nbQhgJkhqHKi88WykDcCqzF0OmM9pjojJagiazpxCPMWU+up0rgkZc6B++7j7BEjyp",
-	"0UyoCayGjEYkUqYuamk+e14LC5LVnQgy0qllaDBk4Vm4F/Y6V5324KbX+Z+b7sXJ5UW/2x90LgZhHbVR",
-	"PDMakJiUJJzleyLRw4QmxFk8lUMmFU2S3BPkcCRJbHYZXod7FRxsWW5RVUeXLJmbYzpkGTTcgfOt9dlZ",
-	"uGvzYFMyvSWCxMe2qgzro4qzkWQx9ZDhkSByUkdtO155BE1erFBCsFSoeYAmfAaTvm7aX079TaZFLzNo",
-	"QViccsqUNGKV/4kUHo9JjMLcPMtQz+uYaBBtjWGoVNaEt6+6/pClgivjo4JmKFWeaDbnqtpUM4qYMizm",
-	"rrolEug1ZK4MugrbFKcpqpISgvG9e1OQ5rW8Rj2oB9pTSgnDKfVa3qt6UH8F/gBWE43A9ngq93Rvufex",
-	"HBZ5gvdjooFSTgNwmbzviGnjLVSMNYPgmQUbEhBEvFgpE2UeqqG1W6zhhMe8ZtDcrwWHtaAxCI5ajYNW",
-	"EPy84Fm1Sm666/fBHzVdCnsQ7NdsHexiZMpLY3nTbARvms0gCILmq+bB0f5N1isIXgVvgldH8KxRig6V",
-	"1/amFTRbjcbP3jOKOwx9VxQy6R3qkpl9Q/GqkXLO7C2WNOl+ja36lcrJdL/9Z3JYr/WCq84HW15QKivT",
-	"FSlLTF5RkWPCKReXg5vOX7v9QUU9Tk4cAzTAEhGY9+Xry0p70aw5CF5tReKlkifXV/Jav5S9pF/eP733",
-	"SzVNOEZZ4SEoBDzWHluhtHSExi0x/2XbaL4uPQVNURSeLgVOt6o+3SJS8t730pla9gJP9HmXbhKfC2RO",
-	"mtTmpp0FVqMJZmOCpjOp0IgnCX8wmNZs6Vc+E4zM0c6IiwcsYsRZMm8txVn/9Y9/ulHUf/3jn0PmRkn1",
-	"exsO1b+LYOexG7iE0dEtGXFBhqwY8LgU/9QG0Y1daqcAszlinNUM0jWbOx4y90+QbQ3XzJ53jxEHJPFA",
-	"JUH7wZt8V4P24Lp/YwEcOBBhEWwLdUJX4TvynLIIbXXK1iCL/hX68y2P588tnMzDl2VbYCV7ISztKoty",
-	"+FDh24RccLB+zaUgYSmOu8EYPEM5LIY/n8qxIDgYTy9iKTVe1M8/yVC+EOVeyowetZqBXvkXNaNZPSSJ",
-	"fyOD+uZTDKrhS9c4XcuFxoWmQBFmYAaNotjayJY1x1pLa+fJDS62mpdmGvnrFHeXjQB11mJAeJEps5bg",
-	"KxppY8QKw7XRYD/5Bpjrwgq599EWWDztLRdcWoC+TBB74wZDyyxexEeImHrFctWLjWHqaXyzNEO1cKGg",
-	"IzyGtZNpquY6E2BCGIwzc4swKzetLxmJcyrVaXnxW6CSFWUrFcCkKEH5Qpes3n+2xsY5jwpJuGRFdaih",
-	"vXskF7n7y4pqqKJgdKnEyTt9CzozOAwauTIuSqArLEHz51LJsGkC3QfBUeMgCH6uvY4b0SvsAUXyGiNv",
-	"4M7SfLV/8BytvFx2vOJQu8IrfxP9/HUUBNCgXFBc2rkJ6Grir9MY941cP+ytDMdrsMVlhdL49tuF5ENr",
-	"Rdy+/u231YH7IVMkSQxYz0KhDxMC0HRVubTemVFCDwSwcn46uMgT/cfuvaqIi1gWisk5GCEacTFkO6EV",
-	"09Bf1l+7zmWqiqCeolOCqBqykjZDbXNrpFzZP7KXWnR0xmxBkDTR9yS140GwSCgRiDOio07dVbHJuktk",
-	"XU0aS4Qr7hE8YDlkJr4K4paQeGwDgDqAPkuR4ui13oX0bVitiaaU+agRlP4dsgaa+KgJ/3eIJpoAjQM0",
-	"QTvNfTRBTd0LUQYmdLdEfxN0A99LFvG9hLP8DhysVO+32NQ3Mud9zUh2isfE5pKrAsJ6S8ak69CmDVNS",
-	"JZGkcokVMJo0Bim8Dp3l2vUNWXgdZpdysLyTOfNMsNGVcSJGXEz1XXJCtehGWAIDnUY4kdwR4vCqd6kv",
-	"vBkvbufMR4yQWJqk9ZBRpoi4JwzW6hLTxoGzjL1msemos+pxAapAJMDb3ZxTWFtUtJBWUAsq1kSV7VWV",
-	"tekGc5etuEPnm7uX3Nymg31hm4rgMyVpbFhH2Gyal/hUR6rzBAOV5Sg4DJmYyqM86r0cFt+QYZgt3ohy",
-	"j7A7HQWnoCII7mQlliDOygrWZaRTZU6KJnv5JwCe/I1t3fv0WzQvbg4bhPOp/rpR08vuqNaDcNwrL8Ss",
-	"BDufiGw2o5ZNmAVG0UUXW+5EFOVQG3Zi7/Js3Elz5U7emJ0ckWa8f+t9MfS18YLAi8QvTIatR/7eZRFn",
-	"WomzCqrnlNAn3jnpTEe49CnfwotdoV5WOLLlSderGffO+SrP1s9LjhbunxrVusX6i8KpxfUWxUwLM/fN",
-	"zP9RV2A3XxpY4VgUVzCXPtlTM1WBVdPatq5+9ko1G5s6lr7Ms/gdj3UdHbUNG9pvbOGVlL7fYISyyLwA",
-	"3Zbtv0bj5diA43AUmD9zOJp7aWzTh3uVtUjP9jYWi5bA12ibqqWdUtHSbsnZyEqcTGo7CxpTqSsnHMQ1",
-	"xeLOSSYMmRO/1+BqsBgmMjEkmeUkNfAXfLqYOPCdrIFfThnoKL9JGdRRRho2LpaZffTBKp7SovTzvC5m",
-	"Jyu8QBFn90SMidw9dvbLMj1ZThegHSfr4DtpCr+UftjNgoW3ZMjyHOx61wXtbL6AstvS+NXJZWdKVJdI",
-	"lNP/toIJ/s4KdGztT91wJ+d1TFJBIpsdotJUojA0wvd8JhAfDVm4WkJ1mDA8BqBNJbojqdIuAewaK3pL",
-	"E6rmL4C2c7ksFcl/OtK2gTv9+Qqk5ikpFcTnqdJsOHA29AqsE+yAbBusD0sDLCSQnOofZyOVkgWLK6W2",
-	"9I3ATLycDP/v3B1Y1Ie/Q1dAksW8VHbDwI1zO1ijwLqNw4PG4auj183G4f5h83UzaESN1xg3Dj8zieQA",
-	"ofwO1prlGQ1cLhlYtWRYRbDw3409mzel74qt2sOq3s/H8CtuIb4Ifv+3ruNYAbgHrqKKnGsvf8DvLwi/",
-	"V93BXA+9kXtXRReQ5hVuWS2qvYTtFMX9AdgX4K0r1BlMtxDawehc7i0X9z8bmru3AACWZ1A9j6dmC/tG",
-	"Dlk0E9oMWwCq04QLEW2w4QmXCqwuHIk66hEc1zhLDPIKizoDgBZO3ttiareWBYPPYD/EAJMNWeiKtjbh",
-	"YT881vD1zA5wbet08tJKmn/38UWAnw6DA+1lVqC0BvotAbOvjgG3xU3rUNDyB0F+jxDInq6ysrdbXweC",
-	"XgDcLM66Jbb58hBl9cdy/sAnVfjkq1e4+X+gn89CP2u+dbQW+oDt8Z2vBfmFgfiPxTeZ1jJVAsZE8lFV",
-	"nZSDbp7yp0vXhcs3FHdiOqZKh8O4ILv2zLWvuloIbAVRNjCYjYpvIC1dUizdPXLGcaKky0O5d0eyCygg",
-	"wTvuDZFd38Q0FEeSKDRLNVqhTKYkMoiKOPM5ZSBP75/+LwAA//8=",
+	"iFTfSBSahrVuHPqIRBNO4mOEbyVhCnGWzNHDhDCkij5ogmPEOCN1z/dkNCFTDHNM8YdzwsZq4rUazSPf",
+	"U/OUeC1PKkHZ2Ht68r0ekSlnkgzolCyv6i/FNKYZesASTXFMfNTtX6Kjw6CBHqiaID4aSaJgdlgRFST2",
+	"WkrMyIrVHO5XLaZPxwyrmahYSYiTMRdUTaZ/7vXbzYNDH92R+U9ESMrZn4ezIHgVXeh/iI9kNo59cY+T",
+	"GTEvQx/h5AHPJaKwMyqHjIuYiBbS/0xmt9/Ioj/iIxReXfYHyAyUYjUx4wyHzDzKOWWe183TjKw1oGvp",
+	"zS2P53Yp9SFbya2gWUGhJ99LscBTojbKUzcmTNERJVLzL8JJQgTCLEaSJCRS7uNvJEpntwmNgKTAQvIB",
+	"T9MEpm4GzWbwprEfmP8anu9RGN7ItOd7DIPceDkVthUALY5TyvK/q4VTC/dG2TRHAEQTTkirUjSHbCds",
+	"Bo03tWC/FuwPGs1WcNQ6OPzv4KD1Kgh3EReIpDyaoClNEipJxFksoVPjdVD8F+7WEUgpiRH5gCOVzJGd",
+	"1TDTpdyKuVaR0G5WS8xzjtEmIn7yoWqsP0gtFPHpFNckAZlUJB6yFFMh0Y5McUQkwiNFhBEzaCgR1/Pi",
+	"5BiFxTQhiskIzxKQSA6thyzBCvh5R+a7dQSKUU+LqJHZWyzJ4T7q9dv9frt29e6k36jdN24OUP/7dq15",
+	"cDhkX+L4FrxYdXr9IbvundeIjHBK4kX2b0/Zd53JX9Xk1/3bH46Cxvd/fzi6w+f3nXdR0KP06J28uMb/",
+	"+/D67ufxrx/m3/WvZpc/7x8FB0fXP/1wfXfXazbo6Zsf7r5/+11vlVwV/N/2aGrds16snmAso+K0InrL",
+	"4/mA83MsxlrOIs4UYQp+4jRNaISB9Xu/SpC7jxmddFfldJOz6RSLudfSAyLFOUr0O9/TMgBtBJGzRBW/",
+	"TngMS7tq99o/3nTPzzvftc/1VuHlj0RKDGN7mZYADmpRcsY2bfsKq5n0Wt4ZbPDJpc5/CTLyWt6f9grL",
+	"vmfeyr2OEFxk+t6QZtm0Z7PqGeFQYJYbHCQIjiXaOdxH7+hbdDvPTsRuSws8ZwSOllCMiFr7qoswkw9m",
+	"EAVjMq7Q94PBFWoGgW9UHnQLSxQJEWH3JOEpAUl98r3LVLajiEh5Shgl8TOZhhe6Foy74HBcaYwUvyNs",
+	"C8a1T046/f7Naeei2zmtYJxZJWw01tPVvw7DCBZAY9gEzD2lUlI2BjPxIDgb1y0Nr8Aed5OEjHHyTBqm",
+	"C10LGrbRiJIkRreC4DtrqTlTAkfqC5wELXeGdq1CtYIUcaZVJsyHk4Q/kNi8ly9O8jbKgQ2QWGVHJqcA",
+	"lTkJMtJfszvGH1jnQ0TsMM8i/6yie8GCHlFijsASiS1Ifn3x7uLyLxc3nb+edK4G3cuLKjlmCA4vQC4Q",
+	"JCrRCNOExD56mNBoAg8iPJMkBg1gFweqQXImK2T++ssywBITKcFntwlg6Fk00dhGcYHHcCBg1TMmCI4m",
+	"+DYhx0gAjepesQpN11OS0Hsi5u1ZTA0j4pgaw38leEqEosCAEU4k8b3UeQTwxOmbbXX9zk4ruujdmcdv",
+	"sYomBiCvdz+AwBGh9yRu61WPuJhi5bW8GCtSUwaUbR5CG5lVDl6Yvw+zc8Y4oHQjpkajCxLBCY2N0Buu",
+	"1zfO/eQa91+Wtu9XktZdcGn/7/Px+e2vJFKwtxKhz6n8LN7qJ1SR6fP4C+uY4g9d07EBiDxfKRYCz6GB",
+	"Ejgm27B8gWZZP39xqRupUUjqAr4G23Y1CDWns0FRzKPZFPaIsCAILGmqwL8Pe50fOiem9Vy/EwSmMyaP",
+	"sNkUVmmG9HzPtHYWZ7flex9q0Lh2jwVAQAm9Kpbb1hN7lVvp6Ym990++V9Ycz2N5oS3XcbhnWi2yw3au",
+	"In7ngyIs7rIRX70gA3DL/DgThNTgYCPyQQmMKDOnHM4evuUzZfAW2EcfYYWmXCrUDPaPUDTBYHqIAGdP",
+	"UAweYgzq8Yf+5QWwZ2mNXaa3cgmDnRKFaWKdiuct+bTWV1wQNMVzhOPYAAN5nBsI87eWFjpmXBhhWWSD",
+	"nlgvZZVqyubRm0c0XtA4zYODzZ5mmXulOd9vSaFPEjNSEoe1ZrBo+eS7QGhTx0un6ZPvpVyupebVZR+l",
+	"gt/TWEdXcqKiK0FsEA8MLADbKkJX2JWXOUgXYH3mJQVgBvkkWf0LF0k8AC36DHFFO5jFKOIzppDiD1jE",
+	"0o3qfCMR1aEsNd9dluwXxQvLbM1V+C20QjTW3hY1YShtPioM9dpTsxEy0JhMU64Ii+bojswNbDBwPccN",
+	"z5/UMZHLUzps1O2WtcE2YacKZaBt67KVXY9Rnim2/1Z2yqxTa4oTDo4HrGfj0VqxxM8Wk2MkZ+MxkYrE",
+	"SBvBkBsddgPoVio8TcNnq33/t7Quebh5g6VZwYd/K1nRq3vmWiJBsPosh+W3Np1bWL5F6drYZZbGn0WV",
+	"9UimtIMyIXyHIe4yVrJ7ld/wiKR+gx7RiDKcoEc0JZiBA/44ZI+1Wi3/35A9ovCyd9rp3fSvdSQtRI+I",
+	"cfSojRIAEbuoAtsi08t4Ep3TUocpEdEEM5X7JYgq2/6q17lq97oX3+UdTEwgFSTFYMlNs16nffq3vIkg",
+	"WAdyUUqjOzRLdZ6F/crntvXJ5Y9X5x27ijmBLceckext++Kkc37uvo0wi0iSONOBG+S2KG0jc6GKbRhi",
+	"nbW750UXOZeKTBGVcgY0QqNZMqIJOGk6SDMTekGOF1aiuOd7GS0938vJpH209unfPN/Ldwm/sz3lPpz+",
+	"WSxrS5fOkSDz0+BJryRbbcvF8tMrzTEzsvO4B7wqP7LqcnGAk4wJiwMYYpef6p9nmCban7yamaP0aWbw",
+	"/w/U/0wLt1LJVCmTXm6T1pJyefF8piI+1UFfrCOTVc5jEeesLlqA9yjiMTlGBEcTBL2NT51QmSWaeUwk",
+	"nEGTu5AaOJdTzcVh2hxlK0VWPy7FkiezKWY1UD34NgHYnr/Owm7OqsurkPkp2pSNX4zIbgMIMrGqhAVO",
+	"UC4n+eJmV3N/ZQyqH2aupo/CszBXaDvatOz6KLwOc/9sR8d0d92AE3DkzPO96y31krucQie5T8/MChae",
+	"2gi0917Hk0k0E1TN+0A+m3KKp5QNdFKpUhCN2HGbs/Gtov/++u1N+/TH7sXN4PJd5yLM62NgGybJU0Rv",
+	"JkqlJjhOrYaJOFM40kfLplOzrJ23FELP83kytUkLQQiyiTvUvurKTPraTKHvBJ+laISnNJnruow0wXOJ",
+	"8JDFdDQiAmyP4AlBlOlj1RoyMF/F4Xp0K1Z0y8eszKMSJLAqEBxae5kB9DTBSvsGjwgz1O3/hPZQH+NC",
+	"xVkjSpdiN6GDOIrGqJ3QFM/z8d2lVPhv2SCOC5rR79E8PKNCKvf9I9DlT3/SdQJTc0qGrKO9dIf0iEpT",
+	"CRCaBCnWgTudYxqynfDEpI1qg3lKWmgxc3Ssw3+SqD9fD85qR+FuHVnrJVGEhZibsgVb51Uu3grdUoJQ",
+	"MzrMM/LhcV5YZUcaMqc32jGlX2gk+NQNiuzqcZ0Ko6WB6w5VrK7L8r8ZdWwWWav+BUpl2eSMVqGw3DFK",
+	"59js1zz0deYQFqd7GeDq691kxUfWylgJdpWdC2zRwwQrt1gp5oDNqkRZY1yr1MqA8QzeWA3n5+A55nqR",
+	"WrchLBGVx2hEP5Sqh0z/a+ifK0MLC7lAjKgHLu6y9NiuRrYwWp5ul3haTvBowewVdkYiOdEw+XaOcJKU",
+	"FEOJNKD40RKddMVfNTUK3N8vU2OhAuARncG5RqDJYFMm91uVYj22IFofJ93ecNKE73zEyL0p7aF2FGln",
+	"7F781D7vnt60r7rZfDlH40y8KDMVAkBXDp6GovcE7WRkT7Ga7Gb8WEyswqjXWjvN1QTkhiQyS0XmuqBb",
+	"REOGDI6AeuClUIiNQGbNdDzW5d1OSoQVw9KJ3G0hjARJjUOVF56tlAE4ldmLIdMZ7TFRGS1Bk9lTiMeY",
+	"Mh/dzhVBIy70D193n2AJntRoJtQEVkNGIxIpUxe1NJ89r4UFyepOBBnp1DI0GLLwLNwLe52rTntw0+v8",
+	"z0334uTyot/tDzoXg7CO2iieGQ1ITEoSzvI9kehhQhPiLJ7KIZOKJknuCXI4kiQ2uwyvw70KDrYst6iq",
+	"o0uWzM0xHbIMGu7A+db67CzctXmwKZneEqGrYHVVGdZHFWcjyWLqIcMjQeSkjtp2vPIImrxYoYRgqVDz",
+	"AE34DCZ93bS/nPqbTIteZtCCsDjllClpxCr/Eyk8HpMYhbl5lqGe1zHRINoaw1CprAlvX3X9IUsFV8ZH",
+	"Bc1QqjzRbM5VtalmFDFlWMxddUsk0GvIXBl0FbYpTlNUJSUE43v3piDNa3mNelAPtKeUEoZT6rW8V/Wg",
+	"/gr8AawmGoHt8VTu6d5y72M5LPIE78dEA6WcBuAyed8R08ZbqBhrBsEzCzYkIIh4sVImyjxUQ2u3WMMJ",
+	"j3nNoLlfCw5rQWMQHLUaB60g+HnBs2qV3HTX74M/aroU9iDYr9k62MXIlJfG8qbZCN40m0EQBM1XzYOj",
+	"/ZusVxC8Ct4Er47gWaMUHSqv7U0raLYajZ+9ZxR3GPquKGTSO9QlM/uG4lUj5ZzZWyxp0v0aW/UrlZPp",
+	"fvvP5LBe6wVXnQ+2vKBUVqYrUpaYvKIix4RTLi4HN52/dvuDinqcnDgGaIAlIjDvy9eXlfaiWXMQvNqK",
+	"xEslT66v5LV+KXtJv7x/eu+XappwjLLCQ1AIeKw9tkJp6QiNW2L+y7bRfF16CpqiKDxdCpxuVX26RaTk",
+	"ve+lM7XsBZ7o8y7dJD4XyJw0qc1NOwusRhPMxgRNZ1KhEU8S/mAwrdnSr3wmGJmjnREXD1jE+s5FaynO",
+	"+q9//NONov7rH/8cMjdKqt/bcKj+XQQ7j93Apb7RcUtGXJAhKwY8LsU/tUF0Y5faKcBsjhhnNYN0zeaO",
+	"h8z9E2RbwzWz591jxAFJPFBJ0H7wJt/VoD247t9YAAcORFgE20Kd0FX4jjynLEJbnbI1yKJ/hf58y+P5",
+	"cwsn8/Bl2RZYyV4IS7vKohw+VPg2IRccrF9zKUhYiuNuMAbPUA6L4c+nciwIDsbTi1hKjRf1808ylC9E",
+	"uZcyo0etZqBX/kXNaFYPSeLfyKC++RSDavjSNU7XcqFxoSlQhBmYQaMotjayZc2x1tLaeXKDi63mpZlG",
+	"/jrF3WUjQJ21GBBeZMqsJfiKRtoYscJwbTTYT74B5rqwQu59tAUWT3vLBZcWoC8TxN64wdAyixfxESKm",
+	"XrFc9WJjmHoa3yzNUC1cKOgIj2HtZJqquc4EmBAG48zcIszKTetLRuKcSnVaXvwWqGRF2UoFMClKUL7Q",
+	"Jav3n62xcc6jQhIuWVEdamjvHslF7v6yohqqKBhdKnHyTt+CzgwOg0aujIsS6ApL0Py5VDJsmkD3QXDU",
+	"OAiCn2uv40b0CntAkbzGyBu4szRf7R88Rysvlx2vONSu8MrfRD9/HQUBNCgXFJd2bgK6mvjrNMZ9I9cP",
+	"eyvD8RpscVmhNL79diH50FoRt69/+2114H7IFEkSA9azUOjDhAA0XVUurXdmlNADAaycnw4u8kT/sXuv",
+	"KuIiloVicg5GiEZcDNlOaMU09Jf1165zmaoiqKfolCCqhqykzVDb3BopV/aP7KUWHZ0xWxAkTfQ9Se14",
+	"ECwSSgTijOioU3dVbLLuEllXk8YS4Yp7BA9YDpmJr4K4JSQe2wCgDqDPUqQ4eq13IX0bVmuiKWU+agSl",
+	"f4esgSY+asL/HaKJJkDjAE3QTnMfTVBT90KUgQndLdHfBN3A95JFfC/hLL8DByvV+y029Y3MeV8zkp3i",
+	"MbG55KqAsN6SMek6tGnDlFRJJKlcYgWMJo1BCq9DZ7l2fUMWXofZpRws72TOPBNsdGWciBEXU32XnFAt",
+	"uhGWwECnEU4kd4Q4vOpd6gtvxovbOfMRIySWJmk9ZJQpIu4Jg7W6xLRx4Cxjr1lsOuqselyAKhAJ8HY3",
+	"5xTWFhUtpBXUgoo1UWV7VWVtusHcZSvu0Pnm7iU3t+lgX9imIvhMSRob1hE2m+YlPtWR6jzBQGU5Cg5D",
+	"JqbyKI96L4fFN2QYZos3otwj7E5HwSmoCII7WYkliLOygnUZ6VSZk6LJXv4JgCd/Y1v3Pv0WzYubwwbh",
+	"fKq/btT0sjuq9SAc98oLMSvBzicim82oZRNmgVF00cWWOxFFOdSGndi7PBt30ly5kzdmJ0ekGe/fel8M",
+	"fW28IPAi8QuTYeuRv3dZxJlW4qyC6jkl9Il3TjrTES59yrfwYleolxWObHnS9WrGvXO+yrP185Kjhfun",
+	"RrVusf6icGpxvUUx08LMfTPzf9QV2M2XBlY4FsUVzKUv+dRMVWDVtLatq5+9Us3Gpo6lL/MsfsdjXUdH",
+	"bcOG9htbeCWl7zcYoSwyL0C3Zfuv0Xg5NuA4HAXmzxyO5l4a2/ThXmUt0rO9jcWiJfA12qZqaadUtLRb",
+	"cjayEieT2s6CxlTqygkHcU2xuHOSCUPmxO81uBosholMDElmOUkN/AWfLiYOfCdr4JdTBjrKb1IGdZSR",
+	"ho2LZWYffbCKp7Qo/Tyvi9nJCi9QxNk9EWMid4+d/bJMT5bTBWjHyTr4TprCL6UfdrNg4S0ZsjwHu951",
+	"QTubL6DstjR+dXLZmRLVJRLl9L+tYIK/swIdW/tTN9zJeR2TVJDIZoeoNJUoDI3wPZ8JxEdDFq6WUB0m",
+	"DI8BaFOJ7kiqtEsAu8aK3tKEqvkLoO1cLktF8p+OtG3gTn++Aql5SkoF8XmqNBsOnA29AusEOyDbBuvD",
+	"0gALCSSn+sfZSKVkweJKqS19IzATLyfD/zt3Bxb14e/QFZBkMS+V3TBw49wO1iiwbuPwoHH46uh1s3G4",
+	"f9h83QwaUeM1xo3Dz0wiOUAov4O1ZnlGA5dLBlYtGVYRLPx3Y8/mTem7Yqv2sKr38zH8iluIL4Lf/63r",
+	"OFYA7oGrqCLn2ssf8PsLwu9VdzDXQ2/k3lXRBaR5hVtWi2ovYTtFcX8A9gV46wp1BtMthHYwOpd7y8X9",
+	"z4bm7i0AgOUZVM/jqdnCvpFDFs2ENsMWgOo04UJEG2x4wqUCqwtHoo56BMc1zhKDvMKizgCghZP3tpja",
+	"rWXB4DPYDzHAZEMWuqKtTXjYD481fD2zA1zbOp28tJLm3318EeCnw+BAe5kVKK2BfkvA7KtjwG1x0zoU",
+	"tPxBkN8jBLKnq6zs7dbXgaAXADeLs26Jbb48RFn9sZw/8EkVPvnqFW7+H+jns9DPmm8drYU+YHt852tB",
+	"fmEg/mPxTaa1TJWAMZF8VFUn5aCbp/zp0nXh8g3FnZiOqdLhMC7Irj1z7auuFgJbQZQNDGaj4htIS5cU",
+	"S3ePnHGcKOnyUO7dkewCCkjwjntDZNc3MQ3FkSQKzVKNViiTKYkMoiLOfE4ZyNP7p/8LAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

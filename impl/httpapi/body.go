@@ -3,8 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 )
@@ -25,6 +27,12 @@ func captureBody(limit int64) echo.MiddlewareFunc {
 			}
 			if int64(len(raw)) > limit {
 				return errBodyTooLarge
+			}
+			// kin-openapi and the binder read only the first JSON value:
+			// refuse trailing data and invalid UTF-8 here, before anything
+			// acts on the body or fingerprints it.
+			if len(raw) > 0 && (!json.Valid(raw) || !utf8.Valid(raw)) {
+				return &paramError{"body: is not valid JSON"}
 			}
 			req.Body = io.NopCloser(bytes.NewReader(raw))
 			c.SetRequest(req.WithContext(context.WithValue(req.Context(), rawBodyKey{}, raw)))

@@ -65,7 +65,7 @@ func outcomeOf(err error) (o outcome, known bool) {
 	case errors.Is(err, errInvalidAPI):
 		return f("INVALID_API", "The called API is invalid or not active.", http.StatusNotFound), true
 	case errors.Is(err, errMethodNotAllowed):
-		o := f("INVALID_API", "The HTTP method is not allowed; use POST.", http.StatusMethodNotAllowed)
+		o := f("INVALID_API", "The HTTP method is not allowed on this path.", http.StatusMethodNotAllowed)
 		o.partnerHTTP = http.StatusMethodNotAllowed
 		return o, true
 	case errors.Is(err, errAccessDenied):
@@ -128,8 +128,12 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if isOps(c) {
 			status = o.opsHTTP
 		}
-		if status == http.StatusMethodNotAllowed && !isOps(c) {
-			c.Response().Header().Set(echo.HeaderAllow, http.MethodPost) // every partner API is POST
+		if status == http.StatusMethodNotAllowed {
+			// The router knows the path's methods; orderhub does not serve
+			// OPTIONS, which echo lists first.
+			if allow, ok := c.Get(echo.ContextKeyHeaderAllow).(string); ok {
+				c.Response().Header().Set(echo.HeaderAllow, strings.TrimPrefix(allow, http.MethodOptions+", "))
+			}
 		}
 		body := models.ErrorResponse{Result: models.Result{ResultStatus: o.status, ResultCode: o.code, ResultMessage: o.message}}
 		if err := c.JSON(status, body); err != nil {
