@@ -1,0 +1,464 @@
+// Package contract drives orderhub over real HTTP, backed by a real
+// redis-server, through the generated client; every response passes through
+// the conformance transport and is validated against openapi/orderhub.yaml.
+package contract
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orderhub/orderhub/generated/client"
+	"github.com/orderhub/orderhub/generated/models"
+	"github.com/orderhub/orderhub/impl/httpapi"
+	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/tests/conformance"
+	"github.com/orderhub/orderhub/tests/redistest"
+)
+
+const (
+	adminToken = "contract-test-admin-token"
+	signature  = "algorithm=RSA256, keyVersion=1, signature=abc"
+
+	pathCompletion = "/v2/pds/order/notifyOrderCompletion"
+	pathInquire    = "/v2/pos/inquireOrderDetail"
+	pathAudit      = "/v1/delivery/notifyDeliveryAuditResult"
+
+	msgUnknown = "An API calling is failed, which is caused by unknown reasons."
+)
+
+// env is one running orderhub: its own redis-server, store, HTTP server and
+// clients. Nothing is shared between envs.
+type env struct {
+	t        *testing.T
+	redis    *redistest.Server
+	st       store.Store    // the Redis store itself
+	counting *countingStore // what the service was given
+	srv      *httptest.Server
+	http     *http.Client // with the conformance transport
+	c        *client.ClientWithResponses
+	clientID string
+}
+
+type envConfig struct {
+	now       func() time.Time
+	redisArgs []string
+}
+
+type envOption func(*envConfig)
+
+// withClock gives the service a clock.
+func withClock(now func() time.Time) envOption {
+	return func(c *envConfig) { c.now = now }
+}
+
+// withDurableRedis makes redis-server write every command to its AOF before
+// answering, so data survives Stop (a SIGKILL) and Restart.
+func withDurableRedis() envOption {
+	return func(c *envConfig) {
+		c.redisArgs = append(c.redisArgs, "--appendonly", "yes", "--appendfsync", "always")
+	}
+}
+
+var seq atomic.Int64
+
+// uid returns an id unique in the test binary, readable in failures.
+func uid(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, seq.Add(1))
+}
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	var cfg envConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv := redistest.Start(t, cfg.redisArgs...)
+	rdb := redis.NewClient(&redis.Options{
+		Addr:         srv.Addr(),
+		DialTimeout:  300 * time.Millisecond,
+		ReadTimeout:  500 * time.Millisecond,
+		WriteTimeout: 500 * time.Millisecond,
+		MaxRetries:   -1, // go-redis: 0 means "the default, 3"; -1 means none
+		// One dial attempt: a stopped Redis is answered U at once.
+		DialerRetries:      1,
+		DialerRetryTimeout: 10 * time.Millisecond,
+	})
+	t.Cleanup(func() { _ = rdb.Close() })
+	st := store.NewRedis(rdb)
+	counting := &countingStore{Store: st}
+	h, err := httpapi.New(counting, httpapi.Config{
+		AdminToken:     adminToken,
+		RequestTimeout: 2 * time.Second,
+		Now:            cfg.now,
+	})
+	if err != nil {
+		t.Fatalf("httpapi.New: %v", err)
+	}
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	e := &env{redis: srv, st: st, counting: counting, srv: ts, clientID: uid("client")}
+	e.bind(t)
+	return e
+}
+
+// bind makes t the test that e's calls and conformance violations are
+// reported to.
+func (e *env) bind(t *testing.T) {
+	t.Helper()
+	hc := &http.Client{Transport: conformance.New(t, nil), Timeout: 10 * time.Second}
+	c, err := client.NewClientWithResponses(e.srv.URL, client.WithHTTPClient(hc))
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	e.t, e.http, e.c = t, hc, c
+}
+
+// sub is e, the same servers and Client-Id, reporting to subtest t.
+func (e *env) sub(t *testing.T) *env {
+	t.Helper()
+	cp := *e
+	cp.bind(t)
+	return &cp
+}
+
+// countingStore counts the commits that wrote a business effect.
+type countingStore struct {
+	store.Store
+	effects atomic.Int64
+}
+
+func (s *countingStore) Commit(ctx context.Context, k store.Key, token string, response []byte, retention time.Duration, effect store.Effect) error {
+	err := s.Store.Commit(ctx, k, token, response, retention, effect)
+	if err == nil && effect != nil {
+		s.effects.Add(1)
+	}
+	return err
+}
+
+// stepClock advances by one second on every reading, so an answer computed
+// twice differs in its Response-Time.
+type stepClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newStepClock() *stepClock {
+	return &stepClock{t: time.Now().Truncate(time.Second)}
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Second)
+	return c.t
+}
+
+// reply is what came back over the wire.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r reply) String() string {
+	return fmt.Sprintf("HTTP %d %s", r.status, r.body)
+}
+
+// result decodes the envelope of the body; a body without one fails.
+func (r reply) result(t *testing.T) models.Result {
+	t.Helper()
+	var env struct {
+		Result *models.Result `json:"result"`
+	}
+	if err := json.Unmarshal(r.body, &env); err != nil || env.Result == nil {
+		t.Fatalf("no result envelope in %v (err %v)", r, err)
+	}
+	return *env.Result
+}
+
+// wantResult checks status and code, the UNKNOWN_EXCEPTION and SUCCESS
+// messages, and that the message echoes none of the offending values.
+func (r reply) wantResult(t *testing.T, httpStatus int, status models.ResultStatus, code string, notInMessage ...string) models.Result {
+	t.Helper()
+	if r.status != httpStatus {
+		t.Errorf("HTTP status %d, want %d (%v)", r.status, httpStatus, r)
+	}
+	got := r.result(t)
+	if got.ResultStatus != status || got.ResultCode != code {
+		t.Errorf("result %s/%s (%q), want %s/%s", got.ResultStatus, got.ResultCode, got.ResultMessage, status, code)
+	}
+	switch code {
+	case "SUCCESS":
+		if got.ResultMessage != "success" {
+			t.Errorf("SUCCESS message %q, want %q", got.ResultMessage, "success")
+		}
+	case "UNKNOWN_EXCEPTION":
+		if got.ResultMessage != msgUnknown {
+			t.Errorf("UNKNOWN_EXCEPTION message %q, want %q", got.ResultMessage, msgUnknown)
+		}
+	}
+	if got.ResultMessage == "" {
+		t.Errorf("empty resultMessage")
+	}
+	for _, v := range notInMessage {
+		if v != "" && strings.Contains(got.ResultMessage, v) {
+			t.Errorf("resultMessage %q echoes the offending value %q", got.ResultMessage, v)
+		}
+	}
+	return got
+}
+
+func (e *env) ctx() context.Context { return e.t.Context() }
+
+func (e *env) completionParams() *models.NotifyOrderCompletionParams {
+	return &models.NotifyOrderCompletionParams{ClientID: e.clientID, RequestTime: time.Now().Format(time.RFC3339), Signature: signature}
+}
+
+func (e *env) inquireParams() *models.InquireOrderDetailParams {
+	return &models.InquireOrderDetailParams{ClientID: e.clientID, RequestTime: time.Now().Format(time.RFC3339), Signature: signature}
+}
+
+func (e *env) auditParams() *models.NotifyDeliveryAuditResultParams {
+	return &models.NotifyDeliveryAuditResultParams{ClientID: e.clientID, RequestTime: time.Now().Format(time.RFC3339), Signature: signature}
+}
+
+// bearer authorises an operator call.
+func bearer(token string) client.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer "+token)
+		return nil
+	}
+}
+
+var admin = bearer(adminToken)
+
+// withoutHeader removes a header the generated client always sends.
+func withoutHeader(name string) client.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		req.Header.Del(name)
+		return nil
+	}
+}
+
+// complete sends notifyOrderCompletion with the typed client.
+func (e *env) complete(requestID, orderID string, editors ...client.RequestEditorFn) reply {
+	e.t.Helper()
+	res, err := e.c.NotifyOrderCompletionWithResponse(e.ctx(), e.completionParams(),
+		models.NotifyOrderCompletionRequest{RequestID: requestID, RequestOrderID: orderID}, editors...)
+	if err != nil {
+		e.t.Fatalf("notifyOrderCompletion: %v", err)
+	}
+	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
+}
+
+// completeRaw sends notifyOrderCompletion with a body as given.
+func (e *env) completeRaw(contentType, body string, editors ...client.RequestEditorFn) reply {
+	e.t.Helper()
+	res, err := e.c.NotifyOrderCompletionWithBodyWithResponse(e.ctx(), e.completionParams(), contentType, strings.NewReader(body), editors...)
+	if err != nil {
+		e.t.Fatalf("notifyOrderCompletion: %v", err)
+	}
+	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
+}
+
+func (e *env) inquire(orderID string) reply {
+	e.t.Helper()
+	res, err := e.c.InquireOrderDetailWithResponse(e.ctx(), e.inquireParams(), models.InquireOrderDetailRequest{RequestOrderID: orderID})
+	if err != nil {
+		e.t.Fatalf("inquireOrderDetail: %v", err)
+	}
+	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
+}
+
+func (e *env) inquireRaw(contentType, body string, editors ...client.RequestEditorFn) reply {
+	e.t.Helper()
+	res, err := e.c.InquireOrderDetailWithBodyWithResponse(e.ctx(), e.inquireParams(), contentType, strings.NewReader(body), editors...)
+	if err != nil {
+		e.t.Fatalf("inquireOrderDetail: %v", err)
+	}
+	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
+}
+
+func (e *env) audit(b models.NotifyDeliveryAuditResultRequest) reply {
+	e.t.Helper()
+	res, err := e.c.NotifyDeliveryAuditResultWithResponse(e.ctx(), e.auditParams(), b)
+	if err != nil {
+		e.t.Fatalf("notifyDeliveryAuditResult: %v", err)
+	}
+	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
+}
+
+func (e *env) auditRaw(contentType, body string, editors ...client.RequestEditorFn) reply {
+	e.t.Helper()
+	res, err := e.c.NotifyDeliveryAuditResultWithBodyWithResponse(e.ctx(), e.auditParams(), contentType, strings.NewReader(body), editors...)
+	if err != nil {
+		e.t.Fatalf("notifyDeliveryAuditResult: %v", err)
+	}
+	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
+}
+
+// raw sends any request through the conformance transport, with the
+// partner headers set.
+func (e *env) raw(method, path, contentType string, body []byte) reply {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(e.ctx(), method, e.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Client-Id", e.clientID)
+	req.Header.Set("Request-Time", time.Now().Format(time.RFC3339))
+	req.Header.Set("Signature", signature)
+	res, err := e.http.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return reply{res.StatusCode, res.Header, b}
+}
+
+// putOrder creates or updates an order through the operator API.
+func (e *env) putOrder(id string, status models.OrderStatus, info *models.ExtendInfo) models.Order {
+	e.t.Helper()
+	res, err := e.c.PutOrderWithResponse(e.ctx(), id, models.PutOrderRequest{PosOrderID: "pos-" + id, OrderStatus: status, ExtendInfo: info}, admin)
+	if err != nil {
+		e.t.Fatalf("putOrder: %v", err)
+	}
+	if res.JSON200 == nil {
+		e.t.Fatalf("putOrder %s %s: HTTP %d %s", id, status, res.StatusCode(), res.Body)
+	}
+	return *res.JSON200
+}
+
+// newOrder creates an order with a fresh id.
+func (e *env) newOrder(status models.OrderStatus) string {
+	e.t.Helper()
+	id := uid("order")
+	e.putOrder(id, status, nil)
+	return id
+}
+
+// orderStatus reads an order's status through the operator API.
+func (e *env) orderStatus(id string) models.OrderStatus {
+	e.t.Helper()
+	res, err := e.c.GetOrderWithResponse(e.ctx(), id, admin)
+	if err != nil {
+		e.t.Fatalf("getOrder: %v", err)
+	}
+	if res.JSON200 == nil {
+		e.t.Fatalf("getOrder %s: HTTP %d %s", id, res.StatusCode(), res.Body)
+	}
+	return res.JSON200.OrderStatus
+}
+
+// version reads an order's version straight from the store.
+func (e *env) version(id string) int64 {
+	e.t.Helper()
+	o, err := e.st.GetOrder(e.ctx(), id)
+	if err != nil {
+		e.t.Fatalf("store.GetOrder %s: %v", id, err)
+	}
+	return o.Version
+}
+
+func (e *env) audits(tradeID string) []models.DeliveryAudit {
+	e.t.Helper()
+	res, err := e.c.ListDeliveryAuditsWithResponse(e.ctx(), tradeID, admin)
+	if err != nil {
+		e.t.Fatalf("listDeliveryAudits: %v", err)
+	}
+	if res.JSON200 == nil {
+		e.t.Fatalf("listDeliveryAudits %s: HTTP %d %s", tradeID, res.StatusCode(), res.Body)
+	}
+	if res.JSON200.TradeID != tradeID {
+		e.t.Errorf("listDeliveryAudits tradeId %q, want %q", res.JSON200.TradeID, tradeID)
+	}
+	return res.JSON200.DeliveryAudits
+}
+
+// fingerprint mirrors the unexported fingerprint of impl/httpapi
+// (idempotency.go): sha256, hex, of json.Marshal of the body decoded with
+// UseNumber (object keys come out sorted). It is reimplemented, not
+// imported, because the service keeps it private; should the service change
+// its canonical form, the in-progress cases that use it get
+// REPEAT_REQ_INCONSISTENT instead of UNKNOWN_EXCEPTION and fail loudly.
+func fingerprint(t *testing.T, body []byte) string {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("fingerprint: %v", err)
+	}
+	canon, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:])
+}
+
+// holdInProgress begins k in the store as a concurrent request would, and
+// returns a func that releases it.
+func (e *env) holdInProgress(k store.Key, body []byte) (release func()) {
+	e.t.Helper()
+	k.ClientID = e.clientID
+	begun, err := e.st.Begin(e.ctx(), k, fingerprint(e.t, body), time.Minute)
+	if err != nil || begun.State != store.Started {
+		e.t.Fatalf("store.Begin: %v %v", begun.State, err)
+	}
+	return func() {
+		e.t.Helper()
+		if err := e.st.Release(e.ctx(), k, begun.Token); err != nil {
+			e.t.Fatalf("store.Release: %v", err)
+		}
+	}
+}
+
+// jsonValue decodes JSON keeping numbers exact.
+func jsonValue(t *testing.T, b []byte) any {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, b)
+	}
+	return v
+}
+
+// sameJSON reports the semantic difference of two JSON documents.
+func sameJSON(t *testing.T, got, want []byte) string {
+	t.Helper()
+	return cmp.Diff(jsonValue(t, want), jsonValue(t, got))
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
