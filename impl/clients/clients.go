@@ -1,0 +1,289 @@
+// Package clients is orderhub's registry of partner callers: who may call,
+// which operations each caller may call, and the public keys that verify its
+// signatures.
+//
+// The registry is read from a YAML file (JSON works too: JSON is YAML), named
+// by the ORDERHUB_CLIENTS environment variable:
+//
+//	clients:
+//	  - clientId: isv-1
+//	    operations: [notifyOrderCompletion, inquireOrderDetail]
+//	    keys:
+//	      - version: 1
+//	        publicKey: MIIBIjANBg...   # base64 X.509 SubjectPublicKeyInfo DER
+//	        retired: true
+//	      - version: 2
+//	        publicKey: |
+//	          -----BEGIN PUBLIC KEY-----
+//	          ...
+//	          -----END PUBLIC KEY-----
+//
+// A Registry is immutable once parsed, so it can be shared by any number of
+// request goroutines; a Source holds the registry in force and swaps in a new
+// one on Reload.
+package clients
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/orderhub/orderhub/impl/signature"
+)
+
+// AllOperations in a client's operations list allows every operation.
+const AllOperations = "*"
+
+// MaxClientIDLen bounds clientId.
+const MaxClientIDLen = 128
+
+// Client is one registered caller. Its unexported fields are fixed when the
+// registry is parsed and never change, so a *Client is safe to share.
+type Client struct {
+	ID string
+	// Disabled clients are kept in the registry (so refusals can say why)
+	// but are refused: ACCESS_DENIED.
+	Disabled bool
+
+	keys   map[int]*rsa.PublicKey // active keys only: retired ones never verify
+	latest int                    // highest active version, used when keyVersion is absent
+	ops    map[string]bool
+	all    bool
+}
+
+// Key returns the client's active key with the given version; version 0
+// (keyVersion absent from the Signature header) selects the latest active
+// key. A retired or unknown version reports false.
+func (c *Client) Key(version int) (*rsa.PublicKey, bool) {
+	if version == 0 {
+		version = c.latest
+	}
+	k, ok := c.keys[version]
+	return k, ok
+}
+
+// Allowed reports whether the client may call operationID (the contract's
+// operationId). A disabled client may call nothing, so a caller that forgets
+// to check Disabled still fails closed.
+func (c *Client) Allowed(operationID string) bool {
+	if c.Disabled {
+		return false
+	}
+	return c.all || c.ops[operationID]
+}
+
+// Registry is a validated, immutable set of clients.
+type Registry struct {
+	clients map[string]*Client
+}
+
+// Lookup returns the client registered as clientID, disabled or not.
+func (r *Registry) Lookup(clientID string) (*Client, bool) {
+	c, ok := r.clients[clientID]
+	return c, ok
+}
+
+// Len is the number of registered clients, disabled ones included.
+func (r *Registry) Len() int { return len(r.clients) }
+
+// The file's shape. Field names are the file's names; KnownFields rejects
+// anything else, so a typo such as "retird: true" is an error instead of a
+// silently active key.
+type file struct {
+	Clients []clientEntry `yaml:"clients"`
+}
+
+type clientEntry struct {
+	ClientID   string     `yaml:"clientId"`
+	Disabled   bool       `yaml:"disabled"`
+	Operations []string   `yaml:"operations"`
+	Keys       []keyEntry `yaml:"keys"`
+}
+
+type keyEntry struct {
+	Version   int    `yaml:"version"`
+	PublicKey string `yaml:"publicKey"`
+	Retired   bool   `yaml:"retired"`
+}
+
+// Load reads and parses the registry file at path.
+func Load(path string, knownOps []string) (*Registry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("clients: %w", err) // the *PathError names the file
+	}
+	r, err := parse(data, knownOps)
+	if err != nil {
+		return nil, fmt.Errorf("clients: %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// Parse reads a registry file's content (YAML or JSON) and validates all of
+// it: a registry is either entirely right or refused, never half-loaded.
+// knownOps are the operationIds that exist; naming any other is an error, so
+// a misspelt operation cannot silently lock a partner out. Errors name the
+// client and the field but never print key material.
+func Parse(data []byte, knownOps []string) (*Registry, error) {
+	r, err := parse(data, knownOps)
+	if err != nil {
+		return nil, fmt.Errorf("clients: %w", err)
+	}
+	return r, nil
+}
+
+func parse(data []byte, knownOps []string) (*Registry, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f file
+	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the file is empty")
+		}
+		return nil, err
+	}
+	// A second document would be ignored by a single Decode: refuse it
+	// rather than serve half of what the operator wrote.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("the file holds more than one YAML document")
+	}
+	if len(f.Clients) == 0 {
+		// A registry admitting nobody is almost certainly the wrong file.
+		return nil, errors.New("no clients listed")
+	}
+
+	known := make(map[string]bool, len(knownOps))
+	for _, op := range knownOps {
+		known[op] = true
+	}
+	r := &Registry{clients: make(map[string]*Client, len(f.Clients))}
+	for i, e := range f.Clients {
+		c, err := newClient(e, known)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where(i, e.ClientID), err)
+		}
+		if _, dup := r.clients[c.ID]; dup {
+			return nil, fmt.Errorf("%s: clientId: already registered by an earlier entry", where(i, e.ClientID))
+		}
+		r.clients[c.ID] = c
+	}
+	return r, nil
+}
+
+// where names a client entry for error messages: its position always (the
+// id may be the thing that is wrong) and its id when there is a sensible one.
+func where(i int, id string) string {
+	if id == "" || len(id) > MaxClientIDLen {
+		return fmt.Sprintf("clients[%d]", i)
+	}
+	return fmt.Sprintf("clients[%d] %q", i, id)
+}
+
+func newClient(e clientEntry, known map[string]bool) (*Client, error) {
+	if err := checkClientID(e.ClientID); err != nil {
+		return nil, fmt.Errorf("clientId: %w", err)
+	}
+	c := &Client{
+		ID:       e.ClientID,
+		Disabled: e.Disabled,
+		keys:     make(map[int]*rsa.PublicKey, len(e.Keys)),
+		ops:      make(map[string]bool, len(e.Operations)),
+	}
+
+	if len(e.Operations) == 0 {
+		// Required rather than defaulting to nothing or everything: either
+		// default would surprise someone.
+		return nil, errors.New(`operations: required (list operationIds, or ["*"] for all)`)
+	}
+	for j, op := range e.Operations {
+		switch {
+		case op == AllOperations:
+			if len(e.Operations) > 1 {
+				return nil, fmt.Errorf("operations[%d]: %q must stand alone", j, AllOperations)
+			}
+			c.all = true
+		case !known[op]:
+			return nil, fmt.Errorf("operations[%d]: unknown operation %q", j, op)
+		default:
+			c.ops[op] = true
+		}
+	}
+
+	if len(e.Keys) == 0 {
+		return nil, errors.New("keys: at least one key is required")
+	}
+	seen := make(map[int]bool, len(e.Keys))
+	for j, k := range e.Keys {
+		if k.Version < 1 {
+			// 0 is taken: it means "no keyVersion in the header, use the latest".
+			return nil, fmt.Errorf("keys[%d].version: must be 1 or more", j)
+		}
+		if seen[k.Version] {
+			return nil, fmt.Errorf("keys[%d].version: version %d is listed twice", j, k.Version)
+		}
+		seen[k.Version] = true
+		// Retired keys are parsed too: a broken entry is an error now, not a
+		// surprise on the day someone un-retires it.
+		pub, err := parseKey(k.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("keys[%d].publicKey (version %d): %w", j, k.Version, err)
+		}
+		if k.Retired {
+			continue
+		}
+		c.keys[k.Version] = pub
+		c.latest = max(c.latest, k.Version)
+	}
+	if len(c.keys) == 0 {
+		return nil, errors.New("keys: no active key (every key is retired)")
+	}
+	return c, nil
+}
+
+// checkClientID keeps ids to visible ASCII: the id travels in the Client-Id
+// header, whose surrounding whitespace is trimmed away, so an id with spaces
+// or control characters could never match.
+func checkClientID(id string) error {
+	if id == "" {
+		return errors.New("required")
+	}
+	if len(id) > MaxClientIDLen {
+		return fmt.Errorf("%d characters, at most %d allowed", len(id), MaxClientIDLen)
+	}
+	for _, r := range id {
+		if r <= ' ' || r > '~' {
+			return errors.New("only visible ASCII characters are allowed")
+		}
+	}
+	return nil
+}
+
+// parseKey wraps signature.ParsePublicKey, whose errors describe the problem
+// without quoting the key.
+func parseKey(text string) (*rsa.PublicKey, error) {
+	if strings.TrimSpace(text) == "" {
+		return nil, errors.New("required")
+	}
+	// The likeliest paste error is the wrong half of the pair; say so, and
+	// never echo it: a private key in a log is a leaked key.
+	if strings.Contains(text, "PRIVATE KEY") {
+		return nil, errors.New("this is a private key; register the public key")
+	}
+	pub, err := signature.ParsePublicKey([]byte(text))
+	if err != nil {
+		// Platforms hand out both halves as bare base64, so the armour
+		// check above cannot catch this one; ASN.1 errors would not help.
+		if _, perr := signature.ParsePrivateKey([]byte(text)); perr == nil {
+			return nil, errors.New("this is a private key; register the public key")
+		}
+		return nil, err
+	}
+	return pub, nil
+}
