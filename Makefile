@@ -18,7 +18,7 @@ check-generated: ## fail when generated/ differs from a fresh generation
 
 .PHONY: run
 run: ## serve on :8080 with the in-memory store (ORDERHUB_* variables apply)
-	ORDERHUB_ADMIN_TOKEN="$${ORDERHUB_ADMIN_TOKEN:-dev-admin-token}" $(GO) run ./impl/cmd/orderhub
+	ORDERHUB_DEV=1 ORDERHUB_ADMIN_TOKEN="$${ORDERHUB_ADMIN_TOKEN:-dev-admin-token}" $(GO) run ./impl/cmd/orderhub
 
 .PHONY: lint
 lint: ## gofmt and go vet

@@ -155,6 +155,8 @@ type ClientInterface interface {
 	// |---|---|---|
 	// | `SUCCESS` | S | the audit result is recorded |
 	// | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
@@ -187,6 +189,8 @@ type ClientInterface interface {
 	// |---|---|---|
 	// | `SUCCESS` | S | the audit result is recorded |
 	// | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
@@ -216,6 +220,8 @@ type ClientInterface interface {
 	// |---|---|---|
 	// | `SUCCESS` | S | the order is `COMPLETED` |
 	// | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 	// | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
@@ -247,6 +253,8 @@ type ClientInterface interface {
 	// |---|---|---|
 	// | `SUCCESS` | S | the order is `COMPLETED` |
 	// | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 	// | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
@@ -269,6 +277,8 @@ type ClientInterface interface {
 	// |---|---|---|
 	// | `SUCCESS` | S | the order's details follow |
 	// | `PARAM_ILLEGAL` | F | `requestOrderId` is missing, too long or of the wrong type |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 	//
@@ -289,6 +299,8 @@ type ClientInterface interface {
 	// |---|---|---|
 	// | `SUCCESS` | S | the order's details follow |
 	// | `PARAM_ILLEGAL` | F | `requestOrderId` is missing, too long or of the wrong type |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 	//
@@ -402,6 +414,8 @@ func (c *Client) ListDeliveryAudits(ctx context.Context, tradeID string, reqEdit
 // |---|---|---|
 // | `SUCCESS` | S | the audit result is recorded |
 // | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
@@ -444,6 +458,8 @@ func (c *Client) NotifyDeliveryAuditResultWithBody(ctx context.Context, params *
 // |---|---|---|
 // | `SUCCESS` | S | the audit result is recorded |
 // | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
@@ -483,6 +499,8 @@ func (c *Client) NotifyDeliveryAuditResult(ctx context.Context, params *NotifyDe
 // |---|---|---|
 // | `SUCCESS` | S | the order is `COMPLETED` |
 // | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 // | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
@@ -524,6 +542,8 @@ func (c *Client) NotifyOrderCompletionWithBody(ctx context.Context, params *Noti
 // |---|---|---|
 // | `SUCCESS` | S | the order is `COMPLETED` |
 // | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 // | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
@@ -556,6 +576,8 @@ func (c *Client) NotifyOrderCompletion(ctx context.Context, params *NotifyOrderC
 // |---|---|---|
 // | `SUCCESS` | S | the order's details follow |
 // | `PARAM_ILLEGAL` | F | `requestOrderId` is missing, too long or of the wrong type |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 //
@@ -586,6 +608,8 @@ func (c *Client) InquireOrderDetailWithBody(ctx context.Context, params *Inquire
 // |---|---|---|
 // | `SUCCESS` | S | the order's details follow |
 // | `PARAM_ILLEGAL` | F | `requestOrderId` is missing, too long or of the wrong type |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 //
@@ -1044,6 +1068,8 @@ type ClientWithResponsesInterface interface {
 	// |---|---|---|
 	// | `SUCCESS` | S | the audit result is recorded |
 	// | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
@@ -1076,6 +1102,8 @@ type ClientWithResponsesInterface interface {
 	// |---|---|---|
 	// | `SUCCESS` | S | the audit result is recorded |
 	// | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
@@ -1105,6 +1133,8 @@ type ClientWithResponsesInterface interface {
 	// |---|---|---|
 	// | `SUCCESS` | S | the order is `COMPLETED` |
 	// | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 	// | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
@@ -1136,6 +1166,8 @@ type ClientWithResponsesInterface interface {
 	// |---|---|---|
 	// | `SUCCESS` | S | the order is `COMPLETED` |
 	// | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 	// | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
@@ -1158,6 +1190,8 @@ type ClientWithResponsesInterface interface {
 	// |---|---|---|
 	// | `SUCCESS` | S | the order's details follow |
 	// | `PARAM_ILLEGAL` | F | `requestOrderId` is missing, too long or of the wrong type |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 	//
@@ -1178,6 +1212,8 @@ type ClientWithResponsesInterface interface {
 	// |---|---|---|
 	// | `SUCCESS` | S | the order's details follow |
 	// | `PARAM_ILLEGAL` | F | `requestOrderId` is missing, too long or of the wrong type |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 	//
@@ -1391,7 +1427,7 @@ func (r ListDeliveryAuditsHTTPResponse) ContentType() string {
 type NotifyDeliveryAuditResultHTTPResponse200Headers struct {
 	ClientID     *string
 	ResponseTime string
-	Signature    *string
+	Signature    string
 }
 
 type NotifyDeliveryAuditResultHTTPResponse struct {
@@ -1448,7 +1484,7 @@ func (r NotifyDeliveryAuditResultHTTPResponse) ContentType() string {
 type NotifyOrderCompletionHTTPResponse200Headers struct {
 	ClientID     *string
 	ResponseTime string
-	Signature    *string
+	Signature    string
 }
 
 type NotifyOrderCompletionHTTPResponse struct {
@@ -1505,7 +1541,7 @@ func (r NotifyOrderCompletionHTTPResponse) ContentType() string {
 type InquireOrderDetailHTTPResponse200Headers struct {
 	ClientID     *string
 	ResponseTime string
-	Signature    *string
+	Signature    string
 }
 
 type InquireOrderDetailHTTPResponse struct {
@@ -1650,6 +1686,8 @@ func (c *ClientWithResponses) ListDeliveryAuditsWithResponse(ctx context.Context
 // |---|---|---|
 // | `SUCCESS` | S | the audit result is recorded |
 // | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
@@ -1688,6 +1726,8 @@ func (c *ClientWithResponses) NotifyDeliveryAuditResultWithBodyWithResponse(ctx 
 // |---|---|---|
 // | `SUCCESS` | S | the audit result is recorded |
 // | `PARAM_ILLEGAL` | F | a field is missing, too long or has a value outside its enum |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
@@ -1723,6 +1763,8 @@ func (c *ClientWithResponses) NotifyDeliveryAuditResultWithResponse(ctx context.
 // |---|---|---|
 // | `SUCCESS` | S | the order is `COMPLETED` |
 // | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 // | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
@@ -1760,6 +1802,8 @@ func (c *ClientWithResponses) NotifyOrderCompletionWithBodyWithResponse(ctx cont
 // |---|---|---|
 // | `SUCCESS` | S | the order is `COMPLETED` |
 // | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 // | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
@@ -1788,6 +1832,8 @@ func (c *ClientWithResponses) NotifyOrderCompletionWithResponse(ctx context.Cont
 // |---|---|---|
 // | `SUCCESS` | S | the order's details follow |
 // | `PARAM_ILLEGAL` | F | `requestOrderId` is missing, too long or of the wrong type |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 //
@@ -1814,6 +1860,8 @@ func (c *ClientWithResponses) InquireOrderDetailWithBodyWithResponse(ctx context
 // |---|---|---|
 // | `SUCCESS` | S | the order's details follow |
 // | `PARAM_ILLEGAL` | F | `requestOrderId` is missing, too long or of the wrong type |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 //
@@ -2032,10 +2080,10 @@ func ParseNotifyDeliveryAuditResultHTTPResponse(rsp *http.Response) (*NotifyDeli
 		}
 		if values := rsp.Header.Values("Signature"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Signature = &value
+			headers.Signature = value
 		}
 		response.Headers200 = &headers
 	}
@@ -2092,10 +2140,10 @@ func ParseNotifyOrderCompletionHTTPResponse(rsp *http.Response) (*NotifyOrderCom
 		}
 		if values := rsp.Header.Values("Signature"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Signature = &value
+			headers.Signature = value
 		}
 		response.Headers200 = &headers
 	}
@@ -2152,10 +2200,10 @@ func ParseInquireOrderDetailHTTPResponse(rsp *http.Response) (*InquireOrderDetai
 		}
 		if values := rsp.Header.Values("Signature"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Signature = &value
+			headers.Signature = value
 		}
 		response.Headers200 = &headers
 	}

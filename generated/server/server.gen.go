@@ -594,7 +594,7 @@ type NotifyDeliveryAuditResultResponseObject interface {
 type NotifyDeliveryAuditResult200ResponseHeaders struct {
 	ClientID     *string
 	ResponseTime string
-	Signature    *string
+	Signature    string
 }
 
 type NotifyDeliveryAuditResult200JSONResponse struct {
@@ -613,9 +613,7 @@ func (response NotifyDeliveryAuditResult200JSONResponse) VisitNotifyDeliveryAudi
 		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
 	}
 	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
-	if response.Headers.Signature != nil {
-		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
-	}
+	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -647,7 +645,7 @@ type NotifyOrderCompletionResponseObject interface {
 type NotifyOrderCompletion200ResponseHeaders struct {
 	ClientID     *string
 	ResponseTime string
-	Signature    *string
+	Signature    string
 }
 
 type NotifyOrderCompletion200JSONResponse struct {
@@ -666,9 +664,7 @@ func (response NotifyOrderCompletion200JSONResponse) VisitNotifyOrderCompletionR
 		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
 	}
 	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
-	if response.Headers.Signature != nil {
-		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
-	}
+	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -700,7 +696,7 @@ type InquireOrderDetailResponseObject interface {
 type InquireOrderDetail200ResponseHeaders struct {
 	ClientID     *string
 	ResponseTime string
-	Signature    *string
+	Signature    string
 }
 
 type InquireOrderDetail200JSONResponse struct {
@@ -719,9 +715,7 @@ func (response InquireOrderDetail200JSONResponse) VisitInquireOrderDetailRespons
 		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
 	}
 	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
-	if response.Headers.Signature != nil {
-		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
-	}
+	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1022,101 +1016,108 @@ func (sh *strictHandler) InquireOrderDetail(ctx echo.Context, params InquireOrde
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fz9cuO2tX8VDHtnYudSMqW1vV55+ofWlhNlHdtXktM20Y4Jk5CEmAJYALJXd+1/+wB9xD7JnQOAJChR",
-	"H95db3rTZKZdmcTnOQfn/M4H+NGL+DTljDAlvdZHb0JwTIT+eZJQwlQ3ht8xkZGgqaKceS1vMCFIkL/P",
-	"iFTfSBSahrVuHPqIRBNO4mOEbyVhCnGWzNHDhDCkij5ogmPEOCN1z/dkNCFTDHNM8YdzwsZq4rUazSPf",
-	"U/OUeC1PKkHZ2Ht68r0ekSlnkgzolCyv6i/FNKYZesASTXFMfNTtX6Kjw6CBHqiaID4aSaJgdlgRFST2",
-	"WkrMyIrVHO5XLaZPxwyrmahYSYiTMRdUTaZ/7vXbzYNDH92R+U9ESMrZn4ezIHgVXeh/iI9kNo59cY+T",
-	"GTEvQx/h5AHPJaKwMyqHjIuYiBbS/0xmt9/Ioj/iIxReXfYHyAyUYjUx4wyHzDzKOWWe183TjKw1oGvp",
-	"zS2P53Yp9SFbya2gWUGhJ99LscBTojbKUzcmTNERJVLzL8JJQgTCLEaSJCRS7uNvJEpntwmNgKTAQvIB",
-	"T9MEpm4GzWbwprEfmP8anu9RGN7ItOd7DIPceDkVthUALY5TyvK/q4VTC/dG2TRHAEQTTkirUjSHbCds",
-	"Bo03tWC/FuwPGs1WcNQ6OPzv4KD1Kgh3EReIpDyaoClNEipJxFksoVPjdVD8F+7WEUgpiRH5gCOVzJGd",
-	"1TDTpdyKuVaR0G5WS8xzjtEmIn7yoWqsP0gtFPHpFNckAZlUJB6yFFMh0Y5McUQkwiNFhBEzaCgR1/Pi",
-	"5BiFxTQhiskIzxKQSA6thyzBCvh5R+a7dQSKUU+LqJHZWyzJ4T7q9dv9frt29e6k36jdN24OUP/7dq15",
-	"cDhkX+L4FrxYdXr9IbvundeIjHBK4kX2b0/Zd53JX9Xk1/3bH46Cxvd/fzi6w+f3nXdR0KP06J28uMb/",
-	"+/D67ufxrx/m3/WvZpc/7x8FB0fXP/1wfXfXazbo6Zsf7r5/+11vlVwV/N/2aGrds16snmAso+K0InrL",
-	"4/mA83MsxlrOIs4UYQp+4jRNaISB9Xu/SpC7jxmddFfldJOz6RSLudfSAyLFOUr0O9/TMgBtBJGzRBW/",
-	"TngMS7tq99o/3nTPzzvftc/1VuHlj0RKDGN7mZYADmpRcsY2bfsKq5n0Wt4ZbPDJpc5/CTLyWt6f9grL",
-	"vmfeyr2OEFxk+t6QZtm0Z7PqGeFQYJYbHCQIjiXaOdxH7+hbdDvPTsRuSws8ZwSOllCMiFr7qoswkw9m",
-	"EAVjMq7Q94PBFWoGgW9UHnQLSxQJEWH3JOEpAUl98r3LVLajiEh5Shgl8TOZhhe6Foy74HBcaYwUvyNs",
-	"C8a1T046/f7Naeei2zmtYJxZJWw01tPVvw7DCBZAY9gEzD2lUlI2BjPxIDgb1y0Nr8Aed5OEjHHyTBqm",
-	"C10LGrbRiJIkRreC4DtrqTlTAkfqC5wELXeGdq1CtYIUcaZVJsyHk4Q/kNi8ly9O8jbKgQ2QWGVHJqcA",
-	"lTkJMtJfszvGH1jnQ0TsMM8i/6yie8GCHlFijsASiS1Ifn3x7uLyLxc3nb+edK4G3cuLKjlmCA4vQC4Q",
-	"JCrRCNOExD56mNBoAg8iPJMkBg1gFweqQXImK2T++ssywBITKcFntwlg6Fk00dhGcYHHcCBg1TMmCI4m",
-	"+DYhx0gAjepesQpN11OS0Hsi5u1ZTA0j4pgaw38leEqEosCAEU4k8b3UeQTwxOmbbXX9zk4ruujdmcdv",
-	"sYomBiCvdz+AwBGh9yRu61WPuJhi5bW8GCtSUwaUbR5CG5lVDl6Yvw+zc8Y4oHQjpkajCxLBCY2N0Buu",
-	"1zfO/eQa91+Wtu9XktZdcGn/7/Px+e2vJFKwtxKhz6n8LN7qJ1SR6fP4C+uY4g9d07EBiDxfKRYCz6GB",
-	"Ejgm27B8gWZZP39xqRupUUjqAr4G23Y1CDWns0FRzKPZFPaIsCAILGmqwL8Pe50fOiem9Vy/EwSmMyaP",
-	"sNkUVmmG9HzPtHYWZ7flex9q0Lh2jwVAQAm9Kpbb1hN7lVvp6Ym990++V9Ycz2N5oS3XcbhnWi2yw3au",
-	"In7ngyIs7rIRX70gA3DL/DgThNTgYCPyQQmMKDOnHM4evuUzZfAW2EcfYYWmXCrUDPaPUDTBYHqIAGdP",
-	"UAweYgzq8Yf+5QWwZ2mNXaa3cgmDnRKFaWKdiuct+bTWV1wQNMVzhOPYAAN5nBsI87eWFjpmXBhhWWSD",
-	"nlgvZZVqyubRm0c0XtA4zYODzZ5mmXulOd9vSaFPEjNSEoe1ZrBo+eS7QGhTx0un6ZPvpVyupebVZR+l",
-	"gt/TWEdXcqKiK0FsEA8MLADbKkJX2JWXOUgXYH3mJQVgBvkkWf0LF0k8AC36DHFFO5jFKOIzppDiD1jE",
-	"0o3qfCMR1aEsNd9dluwXxQvLbM1V+C20QjTW3hY1YShtPioM9dpTsxEy0JhMU64Ii+bojswNbDBwPccN",
-	"z5/UMZHLUzps1O2WtcE2YacKZaBt67KVXY9Rnim2/1Z2yqxTa4oTDo4HrGfj0VqxxM8Wk2MkZ+MxkYrE",
-	"SBvBkBsddgPoVio8TcNnq33/t7Quebh5g6VZwYd/K1nRq3vmWiJBsPosh+W3Np1bWL5F6drYZZbGn0WV",
-	"9UimtIMyIXyHIe4yVrJ7ld/wiKR+gx7RiDKcoEc0JZiBA/44ZI+1Wi3/35A9ovCyd9rp3fSvdSQtRI+I",
-	"cfSojRIAEbuoAtsi08t4Ep3TUocpEdEEM5X7JYgq2/6q17lq97oX3+UdTEwgFSTFYMlNs16nffq3vIkg",
-	"WAdyUUqjOzRLdZ6F/crntvXJ5Y9X5x27ijmBLceckext++Kkc37uvo0wi0iSONOBG+S2KG0jc6GKbRhi",
-	"nbW750UXOZeKTBGVcgY0QqNZMqIJOGk6SDMTekGOF1aiuOd7GS0938vJpH209unfPN/Ldwm/sz3lPpz+",
-	"WSxrS5fOkSDz0+BJryRbbcvF8tMrzTEzsvO4B7wqP7LqcnGAk4wJiwMYYpef6p9nmCban7yamaP0aWbw",
-	"/w/U/0wLt1LJVCmTXm6T1pJyefF8piI+1UFfrCOTVc5jEeesLlqA9yjiMTlGBEcTBL2NT51QmSWaeUwk",
-	"nEGTu5AaOJdTzcVh2hxlK0VWPy7FkiezKWY1UD34NgHYnr/Owm7OqsurkPkp2pSNX4zIbgMIMrGqhAVO",
-	"UC4n+eJmV3N/ZQyqH2aupo/CszBXaDvatOz6KLwOc/9sR8d0d92AE3DkzPO96y31krucQie5T8/MChae",
-	"2gi0917Hk0k0E1TN+0A+m3KKp5QNdFKpUhCN2HGbs/Gtov/++u1N+/TH7sXN4PJd5yLM62NgGybJU0Rv",
-	"JkqlJjhOrYaJOFM40kfLplOzrJ23FELP83kytUkLQQiyiTvUvurKTPraTKHvBJ+laISnNJnruow0wXOJ",
-	"8JDFdDQiAmyP4AlBlOlj1RoyMF/F4Xp0K1Z0y8eszKMSJLAqEBxae5kB9DTBSvsGjwgz1O3/hPZQH+NC",
-	"xVkjSpdiN6GDOIrGqJ3QFM/z8d2lVPhv2SCOC5rR79E8PKNCKvf9I9DlT3/SdQJTc0qGrKO9dIf0iEpT",
-	"CRCaBCnWgTudYxqynfDEpI1qg3lKWmgxc3Ssw3+SqD9fD85qR+FuHVnrJVGEhZibsgVb51Uu3grdUoJQ",
-	"MzrMM/LhcV5YZUcaMqc32jGlX2gk+NQNiuzqcZ0Ko6WB6w5VrK7L8r8ZdWwWWav+BUpl2eSMVqGw3DFK",
-	"59js1zz0deYQFqd7GeDq691kxUfWylgJdpWdC2zRwwQrt1gp5oDNqkRZY1yr1MqA8QzeWA3n5+A55nqR",
-	"WrchLBGVx2hEP5Sqh0z/a+ifK0MLC7lAjKgHLu6y9NiuRrYwWp5ul3haTvBowewVdkYiOdEw+XaOcJKU",
-	"FEOJNKD40RKddMVfNTUK3N8vU2OhAuARncG5RqDJYFMm91uVYj22IFofJ93ecNKE73zEyL0p7aF2FGln",
-	"7F781D7vnt60r7rZfDlH40y8KDMVAkBXDp6GovcE7WRkT7Ga7Gb8WEyswqjXWjvN1QTkhiQyS0XmuqBb",
-	"REOGDI6AeuClUIiNQGbNdDzW5d1OSoQVw9KJ3G0hjARJjUOVF56tlAE4ldmLIdMZ7TFRGS1Bk9lTiMeY",
-	"Mh/dzhVBIy70D193n2AJntRoJtQEVkNGIxIpUxe1NJ89r4UFyepOBBnp1DI0GLLwLNwLe52rTntw0+v8",
-	"z0334uTyot/tDzoXg7CO2iieGQ1ITEoSzvI9kehhQhPiLJ7KIZOKJknuCXI4kiQ2uwyvw70KDrYst6iq",
-	"o0uWzM0xHbIMGu7A+db67CzctXmwKZneEqGrYHVVGdZHFWcjyWLqIcMjQeSkjtp2vPIImrxYoYRgqVDz",
-	"AE34DCZ93bS/nPqbTIteZtCCsDjllClpxCr/Eyk8HpMYhbl5lqGe1zHRINoaw1CprAlvX3X9IUsFV8ZH",
-	"Bc1QqjzRbM5VtalmFDFlWMxddUsk0GvIXBl0FbYpTlNUJSUE43v3piDNa3mNelAPtKeUEoZT6rW8V/Wg",
-	"/gr8AawmGoHt8VTu6d5y72M5LPIE78dEA6WcBuAyed8R08ZbqBhrBsEzCzYkIIh4sVImyjxUQ2u3WMMJ",
-	"j3nNoLlfCw5rQWMQHLUaB60g+HnBs2qV3HTX74M/aroU9iDYr9k62MXIlJfG8qbZCN40m0EQBM1XzYOj",
-	"/ZusVxC8Ct4Er47gWaMUHSqv7U0raLYajZ+9ZxR3GPquKGTSO9QlM/uG4lUj5ZzZWyxp0v0aW/UrlZPp",
-	"fvvP5LBe6wVXnQ+2vKBUVqYrUpaYvKIix4RTLi4HN52/dvuDinqcnDgGaIAlIjDvy9eXlfaiWXMQvNqK",
-	"xEslT66v5LV+KXtJv7x/eu+XappwjLLCQ1AIeKw9tkJp6QiNW2L+y7bRfF16CpqiKDxdCpxuVX26RaTk",
-	"ve+lM7XsBZ7o8y7dJD4XyJw0qc1NOwusRhPMxgRNZ1KhEU8S/mAwrdnSr3wmGJmjnREXD1jE+s5FaynO",
-	"+q9//NONov7rH/8cMjdKqt/bcKj+XQQ7j93Apb7RcUtGXJAhKwY8LsU/tUF0Y5faKcBsjhhnNYN0zeaO",
-	"h8z9E2RbwzWz591jxAFJPFBJ0H7wJt/VoD247t9YAAcORFgE20Kd0FX4jjynLEJbnbI1yKJ/hf58y+P5",
-	"cwsn8/Bl2RZYyV4IS7vKohw+VPg2IRccrF9zKUhYiuNuMAbPUA6L4c+nciwIDsbTi1hKjRf1808ylC9E",
-	"uZcyo0etZqBX/kXNaFYPSeLfyKC++RSDavjSNU7XcqFxoSlQhBmYQaMotjayZc2x1tLaeXKDi63mpZlG",
-	"/jrF3WUjQJ21GBBeZMqsJfiKRtoYscJwbTTYT74B5rqwQu59tAUWT3vLBZcWoC8TxN64wdAyixfxESKm",
-	"XrFc9WJjmHoa3yzNUC1cKOgIj2HtZJqquc4EmBAG48zcIszKTetLRuKcSnVaXvwWqGRF2UoFMClKUL7Q",
-	"Jav3n62xcc6jQhIuWVEdamjvHslF7v6yohqqKBhdKnHyTt+CzgwOg0aujIsS6ApL0Py5VDJsmkD3QXDU",
-	"OAiCn2uv40b0CntAkbzGyBu4szRf7R88Rysvlx2vONSu8MrfRD9/HQUBNCgXFJd2bgK6mvjrNMZ9I9cP",
-	"eyvD8RpscVmhNL79diH50FoRt69/+2114H7IFEkSA9azUOjDhAA0XVUurXdmlNADAaycnw4u8kT/sXuv",
-	"KuIiloVicg5GiEZcDNlOaMU09Jf1165zmaoiqKfolCCqhqykzVDb3BopV/aP7KUWHZ0xWxAkTfQ9Se14",
-	"ECwSSgTijOioU3dVbLLuEllXk8YS4Yp7BA9YDpmJr4K4JSQe2wCgDqDPUqQ4eq13IX0bVmuiKWU+agSl",
-	"f4esgSY+asL/HaKJJkDjAE3QTnMfTVBT90KUgQndLdHfBN3A95JFfC/hLL8DByvV+y029Y3MeV8zkp3i",
-	"MbG55KqAsN6SMek6tGnDlFRJJKlcYgWMJo1BCq9DZ7l2fUMWXofZpRws72TOPBNsdGWciBEXU32XnFAt",
-	"uhGWwECnEU4kd4Q4vOpd6gtvxovbOfMRIySWJmk9ZJQpIu4Jg7W6xLRx4Cxjr1lsOuqselyAKhAJ8HY3",
-	"5xTWFhUtpBXUgoo1UWV7VWVtusHcZSvu0Pnm7iU3t+lgX9imIvhMSRob1hE2m+YlPtWR6jzBQGU5Cg5D",
-	"JqbyKI96L4fFN2QYZos3otwj7E5HwSmoCII7WYkliLOygnUZ6VSZk6LJXv4JgCd/Y1v3Pv0WzYubwwbh",
-	"fKq/btT0sjuq9SAc98oLMSvBzicim82oZRNmgVF00cWWOxFFOdSGndi7PBt30ly5kzdmJ0ekGe/fel8M",
-	"fW28IPAi8QuTYeuRv3dZxJlW4qyC6jkl9Il3TjrTES59yrfwYleolxWObHnS9WrGvXO+yrP185Kjhfun",
-	"RrVusf6icGpxvUUx08LMfTPzf9QV2M2XBlY4FsUVzKUv+dRMVWDVtLatq5+9Us3Gpo6lL/MsfsdjXUdH",
-	"bcOG9htbeCWl7zcYoSwyL0C3Zfuv0Xg5NuA4HAXmzxyO5l4a2/ThXmUt0rO9jcWiJfA12qZqaadUtLRb",
-	"cjayEieT2s6CxlTqygkHcU2xuHOSCUPmxO81uBosholMDElmOUkN/AWfLiYOfCdr4JdTBjrKb1IGdZSR",
-	"ho2LZWYffbCKp7Qo/Tyvi9nJCi9QxNk9EWMid4+d/bJMT5bTBWjHyTr4TprCL6UfdrNg4S0ZsjwHu951",
-	"QTubL6DstjR+dXLZmRLVJRLl9L+tYIK/swIdW/tTN9zJeR2TVJDIZoeoNJUoDI3wPZ8JxEdDFq6WUB0m",
-	"DI8BaFOJ7kiqtEsAu8aK3tKEqvkLoO1cLktF8p+OtG3gTn++Aql5SkoF8XmqNBsOnA29AusEOyDbBuvD",
-	"0gALCSSn+sfZSKVkweJKqS19IzATLyfD/zt3Bxb14e/QFZBkMS+V3TBw49wO1iiwbuPwoHH46uh1s3G4",
-	"f9h83QwaUeM1xo3Dz0wiOUAov4O1ZnlGA5dLBlYtGVYRLPx3Y8/mTem7Yqv2sKr38zH8iluIL4Lf/63r",
-	"OFYA7oGrqCLn2ssf8PsLwu9VdzDXQ2/k3lXRBaR5hVtWi2ovYTtFcX8A9gV46wp1BtMthHYwOpd7y8X9",
-	"z4bm7i0AgOUZVM/jqdnCvpFDFs2ENsMWgOo04UJEG2x4wqUCqwtHoo56BMc1zhKDvMKizgCghZP3tpja",
-	"rWXB4DPYDzHAZEMWuqKtTXjYD481fD2zA1zbOp28tJLm3318EeCnw+BAe5kVKK2BfkvA7KtjwG1x0zoU",
-	"tPxBkN8jBLKnq6zs7dbXgaAXADeLs26Jbb48RFn9sZw/8EkVPvnqFW7+H+jns9DPmm8drYU+YHt852tB",
-	"fmEg/mPxTaa1TJWAMZF8VFUn5aCbp/zp0nXh8g3FnZiOqdLhMC7Irj1z7auuFgJbQZQNDGaj4htIS5cU",
-	"S3ePnHGcKOnyUO7dkewCCkjwjntDZNc3MQ3FkSQKzVKNViiTKYkMoiLOfE4ZyNP7p/8LAAD//w==",
+	"7Hz/UuM4tv+rqLzfqoFZJzhpoOlQ+0caQk+mGeCbhNndmXRhYSuJBkfySgp0bsO/+wD7iPskt44k27Lj",
+	"EOhuZvbOztS928HWj6Ojo/PzI3/yIj5POSNMSa/zyZsRHBOhfx4llDDVj+F3TGQkaKooZ17HG80IEuQf",
+	"CyLVNxKFpmGjH4c+ItGMk/gQ4WtJmEKcJUt0NyMMqaIPmuEYMc5I0/M9Gc3IHMMcc/zxlLCpmnmdVvvA",
+	"99QyJV7Hk0pQNvUeHnxvQGTKmSQjOierVP21mMY0Q3dYojmOiY/6w3N0sB+00B1VM8QnE0kUzA4UUUFi",
+	"r6PEgqyhZn+3jpghnTKsFqKGkhAnUy6oms3/Mhh223v7Prohyx+JkJSzv4wXQfAqOtP/EB/JbBz74hYn",
+	"C2Jehj7CyR1eSkRhZVSOGRcxER2k/5ktrr+RRX/EJyi8OB+OkBkoxWpmxhmPmXmU75R53jRPM7Y2gK+l",
+	"N9c8XlpSmmP2VH61gnYNxx58L8UCz4naKF/9mDBFJ5RIvZ8RThIiEGYxkiQhkXIffyNRurhOaAQshi0l",
+	"H/E8TWDqdtBuB29au4H5r+X5HoXhjYx7vscwyJGXc+XJCwTxnFOW/10vrFrYN8qqORIgqnBiOrWiOmZb",
+	"YTtovWkEu41gd9Rqd4KDzt7+n4O9zqsg3EZcIJLyaIbmNEmoJBFnsYROrddB8V+43UQgtSRG5COOVLJE",
+	"dlazuS7n1sy1joV2sVqCnnOsNjHxsw9Z6/GD1UERn89xQxKQSUXiMUsxFRJtyRRHRCI8UUQYMYOGEnE9",
+	"L04OUVhME6KYTPAiAYnk0HrMEqxgP2/IcruJQFHqaRE1MnuNJdnfRYNhdzjsNi7eHw1bjdvW1R4aftdt",
+	"tPf2x+xrHOdiL9adZn/MLgenDSIjnJK4uv1P5+z73uxvavbL7vX3B0Hru3/cHdzg09ve+ygYUHrwXp5d",
+	"4v+5e33z0/SXj8t3w4vF+U+7B8HeweWP31/e3AzaLXr85vub796+G6yTq2L/n6V7HherBxjLqDytiN7y",
+	"eDni/BSLqZaziDNFmIKfOE0TGmHY+p1fJMjdp4xPuqtyusnFfI7F0uvoAZHiHCX6ne9pGYA2gshFoopf",
+	"RzwG0i66g+4PV/3T09677qleKrz8gUiJYWwv0xKwg1qUnLFN26HCaiG9jncCC3xwufP/BJl4He9PO4Wl",
+	"3zFv5U5PCC4y/W9Ys2rqs1n1jHAoMMsNEBIExxJt7e+i9/Qtul5mJ2K7owWeMwJHSyhGRKN70UeYyTsz",
+	"iIIxGVfou9HoArWDwDcqD7qFJY6EiLBbkvCUgKQ++N55KrtRRKQ8JoyS+Jmbhitdi40743BcaYwUvyHs",
+	"CRvXPTrqDYdXx72zfu+4ZuMMlbDQWE/X/HU2jGABPIZFwNxzKiVlUzATd4KzadPy8ALscT9JyBQnz+Rh",
+	"Wula8LCLJpQkMboWBN9YS82ZEjhSX+EkaLkzvOsUqhWkiDOtMmE+nCT8jsTmvXxxlndR7tgAi1V2ZHIO",
+	"UJmzIGP9Jbth/I71PkbEDvMs9i9quhdbMCBKLBFYIvEEll+evT87/+vZVe9vR72LUf/8rE6OGYLDCy4X",
+	"CBKVaIJpQmIf3c1oNIMHEV5IEoMGsMSBapCcyRqZv/y6G2CZiZTgi+sEfOpFNNO+jeICT+FAANULJgiO",
+	"Zvg6IYdIAI+aXkGF5usxSegtEcvuIqZmI+KYGsN/IXhKhKKwAROcSOJ7qfMI3BOnb7bUx1d2XNNFr848",
+	"fotVNDMO8uPhCDA4IvSWxF1N9YSLOVZex4uxIg1lnLLNQ2gjsy7gC/P3YXbOGAcv3Yip0eiCRHBCYyP0",
+	"ZtebG+d+cI37zyvL92tZ6xJcWv+HfHx+/QuJFKytxOhTKr9ob/UTqsj8efsLdMzxx77p2AKPPKcUC4GX",
+	"0EAJHJOnbHmFZ1k/v0rqRm4Uklrxr8G2XYxCvdPZoCjm0WIOa0RYEASWNFUQ74eD3ve9I9N6qd8JAtMZ",
+	"k0fYYg5UmiE93zOtHeLssnzvYwMaN26xABdQQq8acrt6Yq92KQM9sffhwffKmuN5W15oy8d2eGBaVbfD",
+	"dq5jfu+jIizuswlfT5BxcMv7cSIIacDBRuSjEhhRZk45nD18zRfK+FtgH32EFZpzqVA72D1A0QyD6SEC",
+	"gj1BMUSIMajH74fnZ7A9KzT2mV7KOQx2TBSmiQ0qnkfycWOouCBojpcIx7FxDORhbiDM31pa6JRxYYSl",
+	"ug16Yk3KOtWUzaMXj2hc0Tjtvb3NkWZ590pzfngihz5LzEhJHB41g0XLB991hDZ1PHeaPvheyuWj3Lw4",
+	"H6JU8Fsa6+xKzlR0IYhN6oGBBce2jtE1duVlDtIZWJ9lSQGYQT5LVv/KRRKPQIs+Q1zRFmYxiviCKaT4",
+	"HRaxdLM630hEdSpLLbdXJftF/YXVbc1V+DW0QjTW0RY1aShtPmoM9aOnZqPLQGMyT7kiLFqiG7I0boNx",
+	"13O/4fmTOiZydUpnG3W7VW3wlLRTjTLQtnXVyj7uozxTbP+j7JShU2uKIw6BB9Cz8WitIfGLxeQQycV0",
+	"SqQiMdJGMORGh12BdysVnqfhs9W+/1talzzdvMHSrNmH/yhZ0dQ9k5ZIEKy+KGD5rU3nEyxfVbo2dlmk",
+	"8Rdx5XFPprSCMiN8Z0NcMtZu97q44R5J/QbdowllOEH3aE4wgwD8fszuG41G/v9jdo/C88Fxb3A1vNSZ",
+	"tBDdI8bRvTZK4IhYogrfFpleJpLoHZc6zImIZpipPC5BVNn2F4PeRXfQP3uXdzA5gVSQFIMlN80Gve7x",
+	"3/MmgmCdyEUpjW7QItV1FvYLX9rWR+c/XJz2LBVLAkuOOSPZ2+7ZUe/01H0bYRaRJHGmgzDIbVFaRhZC",
+	"FcswzDrp9k+LLnIpFZkjKuUCeIQmi2RCEwjSdJJmITRBThRW4rjnexkvPd/L2aRjtO7x3z3fy1cJv7M1",
+	"5TGc/lmQ9cSQzpEg89P4k15Jtrp2F8tPL/SOmZGdxwPYq/Ijqy6rAxxlm1AdwDC7/FT/PME00fHkxcIc",
+	"pc8zg/93XP0vtHBrlUydMhnkNulRVq4Szxcq4nOd9MU6M1kXPBZ5znoQA7xHEY/JISI4miHobWLqhMqs",
+	"0MxjIuEMmtqF1I5zudRcHKbNWbZSZvXTSi55tphj1gDVg68TcNvz11nazaG6TIXMT9Gmanw1I/sUhyAT",
+	"q1q3wEnK5SyvLnb97q/NQQ3DLNT0UXgS5gptS5uWbR+Fl2Een23pnO62m3CCHTnxfO/yiXrJJafQSe7T",
+	"E0NB5anNQHsfdD6ZRAtB1XII7LMlp3hO2UgXlWoF0YgdtzUb3yr67y7fXnWPf+ifXY3O3/fOwhwvA8sw",
+	"RZ4iezNTKjXJcWo1TMSZwpE+WracmlXtvJUUel7Pk6ktWghCkC3coe5FX2bS12UKvRN8kaIJntNkqXEZ",
+	"aYKXEuExi+lkQgTYHsETgijTx6ozZmC+isN17yJYdMv7DOZR6ySwOic4tPYyc9DTBCsdG9wjzFB/+CPa",
+	"QUOMCxVnjShdyd2EjsdRNEbdhKZ4mY/vklITv2WDOCFoxr978/CECqnc9/fAlz/9SeME5uaUjFlPR+kO",
+	"6xGVBgkQmgIp1ok7XWMas63wyJSNGqNlSjqoWjk61Ok/SdRfLkcnjYNwu4ms9ZIowkIsDWzB4r7KYK7Q",
+	"hRKEeqPDvCIfHuZAKzvSmDm90ZaBgqGJ4HM3KbKtx3UQRysDNx2uWF2X1X8z7tgqslb9FU5l1eSMV6Gw",
+	"u2OUzqFZr3no68ohEKd7GcfV16vJwEfWylgJdpWd69iiuxlWLlgp5uCb1Ymy9nGtUis7jCfwxmo4P3ee",
+	"Y66J1LoNYYmoPEQT+rGEHjL9L6F/rgytW8gFYkTdcXGTlce2tWcLo+Xldonn5QKPFsxBYWckkjPtJl8v",
+	"EU6SkmIosQYUP1rhk0YA1nOj8PuHZW5UEAD36ATONQJNBosytd+6EuuhdaL1cdLtzU6a9J2PGLk10B5q",
+	"R5F2xv7Zj93T/vFV96KfzZfvaJyJF2UGIQB85RBpKHpL0FbG9hSr2bYTo+TggGzErCEXKKYSTHxcPnRc",
+	"WHeG2BlsMVtx/dSsFYgpEz3svzvrji4HvWwi50BlAAAfzXECGpLEORbAzylycU2ajMrxn4MO1OCPPTSn",
+	"bKGINIfbUeVRwqObTByrdWWg7FIr56WawbEhicwqsbkqzKmW2VnPhHy+kApdE40+InEhvDkOcDDs6vzR",
+	"lq56XFMl/TFbhVrpjhZvtY24FQYDiUPXSwUzj1kYhmP2QvArO/qYkea0aUFeO7ftnZTLnVXjNB6zSM/U",
+	"ar9qtoP2biNoNYLWKAg6+v/+HBx0gqD5aVyJ9sdeZ+x9HHsPoT9mOnGPpSMVHfRcAJ0Br/nIQY5ZONmY",
+	"bRn4HGWwu1kVymLpCugcsJ4vVBlCp/VxvokFfg7dEqFBoNvNqihSWQuTRFyM2SoQ0s9Epop61BYmn9k5",
+	"hcAvAzSlSiJBplQqAuqvgJrKJnJNkZ+rdIjAMx1OpQH02QSGVrN32Cpe59jorOctEWP2cgDeQ4SRICkx",
+	"aMdS6X5KVKYiwUExKypBi/EUU5bZ5X6Rrx0zYKG646Vkra2RZM10xci1LlspEZbvJZ9hu+PQWEBj11op",
+	"8BuyF2OmMTe1SzHk+/pwowkX+oevu8+wRIyjyUKoGVBDJhMSWclYmc96FIWPmyHjBJlo8As0GLPwJNwJ",
+	"B72LXnd0Nej9/6v+2dH52bA/HPXORmETdVG8MD4aMaAJ8DZuiUR3M5oQh3gtPYomSZ6r4iBhJDarDC/D",
+	"nRol27EKlaomOmfJ0jgSY5YFr1vggWiP6yTctpX6OZlfg3wfWtwr1s4EzkaSxdRjhieCyFkTde145RE0",
+	"e7FCCcFSofYemvEFTPq6bX85CMFMns6z4IewOOWUKWnEKv8TKTydgp3MAwgZ6nmdIwQWTEdZVCobZHQv",
+	"+v6YpYIrk0UD36WEjdPbnDuT2aGkDIul6xASCfwaM1cGXZfSwGcVVUkpxvK9W6PivI7XagbNQOdyUsJw",
+	"Sr2O96oZNF95vgenXMeIOzyVO7q33PlUVuUP8H5KdCiX86Afex3vHTFtvAqmtR0Ez4SUSYhx4iqWL8py",
+	"aIbXLpzMSeB7xizta7N00GntdYLgp0rup1NKJLqZKfijocH6e8FuwyL1q7lzL43lVbsVvGm3gyAI2q/a",
+	"ewe7V1mvIHgVvAleHcCzVil/XabtTSdod1qtn7xnwM8Mf9dALfUKNahv13C8bqR8Z3aqoEvdr/WkfiXA",
+	"q+63+8wd1rSecdX7aAFQJeCrxsytbPIazKBJ+J6dj656f+sPRzWIwZw5JhQCT5bAvC+PgC2tRW/NXvDq",
+	"SSxeAWW62Ryv83M5j/Pzh4cPfgl1iWOUQaNBIeCpzikVSkvnkN1LMD8/td6owfGgKQpo/Epp50n4+Cfk",
+	"cj/4XrpQq3mqI33epQsz4gKZkya1uelmpZ9ohtmUGI99wiGAMV6eWdIvfCEY+OkTLu6wiPUtsc5KJejf",
+	"//yXW+f59z//Be5RUcfR723BRv8uyjGHbmlF30G7JhMuwPHOBzwsVWi0QXSrKzqyAV+WcdYwsbhZ3OGY",
+	"uX+CbOuA0qx5+xBx8CTuqCRoN3iTr2rUHV0Or2y0FjbHLCzKAaGGnCh8Q54D3NJWp2wNsvpEoT/f8nj5",
+	"XGh3XmAp2wIr2ZXCmassygUOBcHtGQfr114pY5QqTRuMwTOUQ7VA81DOVsPBeHgRS6n9Rf38swzlC3Hu",
+	"pczoQacdaMq/qhnNENsk/o0M6pvPMahmX/omLbR6FaLQFCjCEHZZRfFkI1vWHI9aWjtPbnCx1bw008i/",
+	"zvWTshGgspTGul46tXxrCX5FI22MWGG4NhrsB9845hr6JXc+WQjYw84qJNw66KsMsTkNDC2zjDafIGIQ",
+	"1WVcnq2y6Gl8Q5rhWliBnEFAzxCZp2qpa5Umyco4M/eeM0B8c8VInFKpjsvEP8ErWQOsq3FMCpDcV7oG",
+	"+uGLNTbO96iQhHNW4NcN790jWd3dn9fgNQtI+woI0zt+Czoz2A9auTIuLmnUWIL2T6VLDaYJdB8FB629",
+	"IPip8TpuRa+wBxzJUZDeyJ2l/Wp37zlaefVixJpD7Qqv/E3086+jIIAH5SsPpZWbkpNm/mMa47aV64ed",
+	"tQVD7WxxWaM0vv22Uh7trKksNr/9tr60OGaKJIlx1rNizd2MgGu67kKHXplRQncEfOX8dHCRQ5EO3Zuf",
+	"ERexLBSTczBCNOFizLZCK6ahv6q/tp3rnjVJPUXnBFE1ZiVthrrmXlv57tHEXrvT2RmzBEHSRGefdeBB",
+	"sEgoEYgzorNO/XW5yabLZI13jyXCNTed7rDUWVSEIxC3hMTTrCgRDkO0SJHi6LVehfRtWq2N5pT5qBWU",
+	"/h2zFpr5qA3/s49mmgGtPTRDW+1dNENt3Utn1pNku8R/k3TTSeoiv5dwlt/SBUr1eotFfSPzvW8YyU7x",
+	"lFi0S13NRi/JmHSd2rRpSqokkjotXmYOjCaNQQovQ4dcS9+YhZdhdm0QyxuZb55JNroyTsSEi7muKhCq",
+	"RTfCEjbQaYQTyR0hDi8G57rqZqK4rRMfMUJiaWA1Y0aZIuKWMKDVZabNA2eYIr3FpqPG/cSFUwUiAdHu",
+	"5qrno7DHSuFTVVSsySrby3SPFkTNbdvilq9vbodzc98X1oVtsZQvlKSx2TrCFvMvLVN+SXWyfEuiKDTk",
+	"bNbFn2VdHZLKfCUwyh1lMb/LAZX1Wfd8VirLGX1gT2JwnnkGfzXFv6GguajeP3XVkTsdhQCnJqHvFEFX",
+	"3LW19wVWvbY601g02ck/uPLgb2zrfr3kCc2L7zQYb+1zcw/G5KyG1lqng+qqvX641nH7TC9tswe2yf+C",
+	"UTTE7YkrEQX4dMNK7M3JjStpr13JG7OSA9KOd6+9r+ZJbryO9SK5GFMtHJB/9FnEmTZIrIbrOSf0iXdO",
+	"OtPZOn3KnxCRr1Eva4Ly8qSPqxn3Cx/ronQ/B3hWbvsbM/EE+guYapXeAjpamXloZv6v+uDA5itaa4Kk",
+	"4sL7ynfUGgaDXTetbevqZ69U0t/UsfRdtOpXkx7r6KhtWNBu6wkRVulrOUYoiyoS8G3Vl9GRRTnP4QRP",
+	"RfySBU/tnTS2pdCdWuTnsyOnKkQU4qauwYhulSCi26XAKQOUmjJ9lgCnUuPUHO9xjsWNUxgZM6cWoR3F",
+	"UTXlZRwnmdVXdRAj+LxaBPGdCohfLn/oioUpfzRRxho2LcjMPrFjFU+JKP08h6xsZTAqFHF2S8SUyO1D",
+	"Z70s05Pl0gfacioovlNy8UullO0s8XlNxiyvJz8ehqGtzdf9tjvaF3fq8pkS1XCPMpTB4kXh7wwOaVE6",
+	"TbM7+V7HJBUkspUu68xShib4li8E4pMxC9dLqE55hocQNFCJbkiqdHgDq8aKXtOEquULRA65XJauJH1+",
+	"1GCTkBogiNQyJb/DUKFSws5mgyBQc9MmJ5yAwRZRwtIAlcKeQ7OzKbWnRNPrlhz1XfLsqDjIi995aFPV",
+	"7b/DsEaSar0wu5vm1h8cv6nw21v7e639Vwev26393f3263bQilqvMW7tf2Fxz3Hq8tu7j5BnrEkZyrGO",
+	"ZKAiqPx3ZfXMVemLlOvWsK738+ORNffXXyQW+Y/G16wJHkauooqcC5N/hBJfMZRYd3v/8TACubcc9dWD",
+	"HHmY3WKwn+9wwIp/BB8VV90V6izksOGAE2/UIu+fHWa498cgxMjCjjzPnRH2jRyzaCG0GbbOtC7fVioN",
+	"YMMTLhVYXTgSTTQgOG5wlhgvMizwH+BaOHgEGx+4GCMM8Y/9hA9MNmahK9rahIfD8FC74id2gEuLn8oh",
+	"rzT/YvCLOLG6PAG8lxlw7BE3dsUx+8Of/QJ/9qk+4GMe3epnsX6P7pzVFGXDZZf+mEP3Ao5addYn+mlf",
+	"391a/8m4P3ytOl/rV0dR+n94cl/kyT3yxb9H3Tiwo77zzTy/MHb/tb5aprUMEsWYez6pw+I5ntpD/nTl",
+	"oxnle/pbMZ1SpdOUXJBte+a6F30tBBallg0MZqPmS4ArV/VL99uccZzs9epQ7v2k7JITSPCWewtp2zf5",
+	"GcWRJAotUu15USZTEhnvkDjzOVCjhw8P/xsAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -28,12 +27,6 @@ func captureBody(limit int64) echo.MiddlewareFunc {
 			if int64(len(raw)) > limit {
 				return errBodyTooLarge
 			}
-			// kin-openapi and the binder read only the first JSON value:
-			// refuse trailing data and invalid UTF-8 here, before anything
-			// acts on the body or fingerprints it.
-			if len(raw) > 0 && (!json.Valid(raw) || !utf8.Valid(raw)) {
-				return &paramError{"body: is not valid JSON"}
-			}
 			req.Body = io.NopCloser(bytes.NewReader(raw))
 			c.SetRequest(req.WithContext(context.WithValue(req.Context(), rawBodyKey{}, raw)))
 			return next(c)
@@ -47,28 +40,16 @@ func rawBody(ctx context.Context) []byte {
 	return b
 }
 
-// responseHeaders gives every partner API response the headers the contract
-// declares: Client-Id echoed and Response-Time. A response that already has
-// them (an idempotent replay) keeps its own.
-func responseHeaders(now func() time.Time) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if isOps(c) {
-				return next(c)
-			}
-			res := c.Response()
-			res.Before(func() {
-				h := res.Header()
-				if h.Get("Response-Time") == "" {
-					h.Set("Response-Time", now().Format(time.RFC3339))
-				}
-				if h.Get("Client-Id") == "" {
-					if id := c.Request().Header.Get("Client-Id"); id != "" {
-						h.Set("Client-Id", id)
-					}
-				}
-			})
-			return next(c)
+// wellFormed refuses a body that is not exactly one JSON value in valid
+// UTF-8: kin-openapi and the binder read only the first value, so trailing
+// data would otherwise be acted on and fingerprinted as if absent. It runs
+// after the caller is identified, so strangers learn nothing of their body.
+func wellFormed(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		raw := rawBody(c.Request().Context())
+		if len(raw) > 0 && (!json.Valid(raw) || !utf8.Valid(raw)) {
+			return &paramError{"body: is not valid JSON"}
 		}
+		return next(c)
 	}
 }

@@ -25,6 +25,7 @@ var (
 	errInvalidAPI       = errors.New("the called API is invalid or not active")
 	errMethodNotAllowed = errors.New("method not allowed")
 	errAccessDenied     = errors.New("access denied")
+	errInvalidSignature = errors.New("invalid signature")
 	errBodyTooLarge     = errors.New("request body too large")
 )
 
@@ -68,6 +69,9 @@ func outcomeOf(err error) (o outcome, known bool) {
 		o := f("INVALID_API", "The HTTP method is not allowed on this path.", http.StatusMethodNotAllowed)
 		o.partnerHTTP = http.StatusMethodNotAllowed
 		return o, true
+	case errors.Is(err, errInvalidSignature):
+		// Never says what was expected: the cause is only logged.
+		return f("INVALID_SIGNATURE", "The signature is invalid.", http.StatusUnauthorized), true
 	case errors.Is(err, errAccessDenied):
 		return f("ACCESS_DENIED", "Access is denied.", http.StatusUnauthorized), true
 	case errors.Is(err, domain.ErrOrderNotExist), errors.Is(err, store.ErrNotFound):

@@ -72,7 +72,7 @@ type storedResponse struct {
 // idempotency makes the notifications idempotent on (operation, Client-Id,
 // requestId): the first request runs and its final answer (S or F) is stored
 // together with its effect, atomically; repeats get that answer byte for byte.
-func idempotency(st store.Store, lease, retention time.Duration, log *slog.Logger) server.StrictMiddlewareFunc {
+func idempotency(st store.Store, seal sealFunc, lease, retention time.Duration, log *slog.Logger) server.StrictMiddlewareFunc {
 	ops := idempotentOps()
 	return func(next server.StrictHandlerFunc, name string) server.StrictHandlerFunc {
 		op, ok := ops[name]
@@ -99,7 +99,7 @@ func idempotency(st store.Store, lease, retention time.Duration, log *slog.Logge
 			case store.InProgress:
 				return nil, domain.ErrInProgress
 			}
-			t := &txn{st: st, key: k, token: begun.Token, retention: retention}
+			t := &txn{seal: seal, st: st, key: k, token: begun.Token, retention: retention}
 			err = t.run(c, request, next, op.write)
 			if err != nil {
 				// Nothing was stored: free the requestId so the retry runs.
@@ -115,39 +115,50 @@ func idempotency(st store.Store, lease, retention time.Duration, log *slog.Logge
 
 // txn is one started idempotent request.
 type txn struct {
+	seal      sealFunc
 	st        store.Store
 	key       store.Key
 	token     string
 	retention time.Duration
 }
 
-// run executes the handler with the response held back, stores a final
-// answer with the handler's effect, and only then sends it. An error return
-// means nothing was stored (and nothing was sent).
+// run executes the handler with the response held back, seals and stores a
+// final answer with the handler's effect, and only then sends it. An error
+// return means nothing was stored (and nothing was sent).
 func (t *txn) run(c echo.Context, request any, next server.StrictHandlerFunc, write func(any, http.ResponseWriter) error) error {
 	ctx := c.Request().Context()
 	for attempt := 0; ; attempt++ {
 		eff := &effectSlot{}
 		c.SetRequest(c.Request().WithContext(context.WithValue(ctx, effectKey{}, eff)))
-		rec, err := capture(c, func() error {
+		var failed error
+		rec := capture(c, func() {
 			resp, err := next(c, request)
-			if err != nil {
-				return err
+			if err == nil {
+				err = write(resp, c.Response())
 			}
-			return write(resp, c.Response())
+			if err == nil {
+				return
+			}
+			if o, known := outcomeOf(err); known && o.status == models.ResultStatusFailure {
+				c.Error(err) // a final answer: rendered, stored, replayed
+				return
+			}
+			failed = err
 		})
 		c.SetRequest(c.Request().WithContext(ctx))
-		if err != nil {
-			return err
+		if failed != nil {
+			return failed
 		}
-		switch resultStatus(rec.Body) {
-		case models.ResultStatusSuccess, models.ResultStatusFailure:
-		default:
+		if s := resultStatus(rec.Body); s != models.ResultStatusSuccess && s != models.ResultStatusFailure {
 			// U is never stored: send it and let the retry run afresh.
 			if err := t.st.Release(context.WithoutCancel(ctx), t.key, t.token); err != nil {
 				return err
 			}
 			return flush(c, rec)
+		}
+		// Sealed now, so that replays send this very signature.
+		if err := t.seal(c.Request(), rec.Header, rec.Body); err != nil {
+			return err
 		}
 		stored, err := json.Marshal(rec)
 		if err != nil {
@@ -164,24 +175,19 @@ func (t *txn) run(c echo.Context, request any, next server.StrictHandlerFunc, wr
 	}
 }
 
-// capture runs fn with the response written to memory, errors included (as
-// the error handler renders them), and returns what would have been sent.
-func capture(c echo.Context, fn func() error) (storedResponse, error) {
+// capture runs fn with the response written to memory and returns what fn
+// wrote; the real response is untouched until flush.
+func capture(c echo.Context, fn func()) storedResponse {
 	res := c.Response()
 	orig := res.Writer
-	buf := &bufferedWriter{header: http.Header{}}
+	buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
 	res.Writer = buf
 	defer func() {
 		res.Writer = orig
 		res.Committed, res.Size, res.Status = false, 0, http.StatusOK
 	}()
-	if err := fn(); err != nil {
-		if o, known := outcomeOf(err); !known || o.status == models.ResultStatusUnknown {
-			return storedResponse{}, err
-		}
-		c.Error(err)
-	}
-	return storedResponse{Status: buf.status, Header: buf.header, Body: buf.body.Bytes()}, nil
+	fn()
+	return storedResponse{Status: buf.status, Header: buf.header, Body: buf.body.Bytes()}
 }
 
 // flush sends a captured or stored response.

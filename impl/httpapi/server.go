@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,11 +16,21 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/orderhub/orderhub/generated/server"
+	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/store"
 )
 
 // Config is what the HTTP layer needs besides the store.
 type Config struct {
+	// Clients are the partner callers and their keys (required).
+	Clients *clients.Source
+	// SigningKey signs every partner API response (required), as
+	// SigningKeyVersion (default 1).
+	SigningKey        *rsa.PrivateKey
+	SigningKeyVersion int
+	// TimeWindow is how far Request-Time may be from the server clock
+	// (default 5 minutes); older or newer requests are refused.
+	TimeWindow time.Duration
 	// AdminToken guards the operator API; empty turns it off.
 	AdminToken string
 	// Lease bounds how long a request holds its requestId; past it, a
@@ -39,6 +50,7 @@ type Config struct {
 
 // Defaults for the zero values of Config.
 const (
+	DefaultTimeWindow     = 5 * time.Minute
 	DefaultLease          = 30 * time.Second
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultBodyLimit      = 64 << 10
@@ -46,6 +58,15 @@ const (
 
 // New builds the HTTP handler of orderhub over st.
 func New(st store.Store, cfg Config) (http.Handler, error) {
+	if cfg.Clients == nil || cfg.SigningKey == nil {
+		return nil, errors.New("httpapi: Clients and SigningKey are required: every partner message is signed")
+	}
+	if cfg.SigningKeyVersion <= 0 {
+		cfg.SigningKeyVersion = 1
+	}
+	if cfg.TimeWindow <= 0 {
+		cfg.TimeWindow = DefaultTimeWindow
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -67,30 +88,36 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
 
-	notInContract := func(c echo.Context) bool { return c.Path() == "/healthz" || c.Path() == "/readyz" }
-	validate, err := validator(cfg.AdminToken, notInContract)
+	spec, err := loadSpec()
 	if err != nil {
 		return nil, err
 	}
+	notInContract := func(c echo.Context) bool { return c.Path() == "/healthz" || c.Path() == "/readyz" }
+	recoverPanics := middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			log.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
+			return err // answered U/UNKNOWN_EXCEPTION by the error table
+		},
+	})
+	seal := sealer(cfg.SigningKey, cfg.SigningKeyVersion, cfg.Now)
 
-	// The request path, outermost first.
+	// The request path, outermost first. Echo routes before running these,
+	// so c.Path() is the matched route.
 	e.Use(
-		middleware.RecoverWithConfig(middleware.RecoverConfig{
-			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-				log.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
-				return err // answered U/UNKNOWN_EXCEPTION by the error table
-			},
-		}),
+		recoverPanics, // a panic in the layers below
 		requestLog(log),
 		deadline(cfg.RequestTimeout),
-		responseHeaders(cfg.Now),
+		signResponses(seal), // every partner answer leaves signed, errors included
+		recoverPanics,       // a panic below becomes a signed U
 		captureBody(cfg.BodyLimit),
-		validate,
+		verifyRequests(partnerOps(spec), cfg.Clients, cfg.TimeWindow, cfg.Now), // raw bytes, before parsing
+		wellFormed,
+		validator(spec, cfg.AdminToken, notInContract),
 	)
-	// Routing, then per operation: idempotency, then the handler.
+	// Then per operation: idempotency, then the handler.
 	h := &handlers{st: st, now: cfg.Now}
 	strict := server.NewStrictHandler(h, []server.StrictMiddlewareFunc{
-		idempotency(st, cfg.Lease, cfg.Retention, log),
+		idempotency(st, seal, cfg.Lease, cfg.Retention, log),
 	})
 	server.RegisterHandlers(e, strict)
 

@@ -15,7 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	echomw "github.com/oapi-codegen/echo-middleware"
 
-	"github.com/orderhub/orderhub/generated/server"
+	"github.com/orderhub/orderhub/openapi"
 )
 
 // maxMessage bounds resultMessage (the contract's maxLength).
@@ -23,13 +23,7 @@ const maxMessage = 1024
 
 // validator checks every request against the contract before routing it to a
 // handler. Violations become one PARAM_ILLEGAL naming all the fields at fault.
-func validator(adminToken string, skip func(echo.Context) bool) (echo.MiddlewareFunc, error) {
-	spec, err := server.GetSwagger()
-	if err != nil {
-		return nil, fmt.Errorf("loading the embedded contract: %w", err)
-	}
-	// Without servers the router matches paths only, not hosts.
-	spec.Servers = nil
+func validator(spec *openapi3.T, adminToken string, skip func(echo.Context) bool) echo.MiddlewareFunc {
 	return echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
 		Skipper: skip,
 		Options: openapi3filter.Options{
@@ -56,7 +50,23 @@ func validator(adminToken string, skip func(echo.Context) bool) (echo.Middleware
 			}
 			return he
 		},
-	}), nil
+	})
+}
+
+// loadSpec returns the contract as written. Not server.GetSwagger(): the
+// generator rewrites operationIds (capitalised) in the copy it embeds.
+func loadSpec() (*openapi3.T, error) {
+	loader := openapi3.NewLoader()
+	spec, err := loader.LoadFromData(openapi.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("loading the embedded contract: %w", err)
+	}
+	if err := spec.Validate(loader.Context); err != nil {
+		return nil, fmt.Errorf("the embedded contract is invalid: %w", err)
+	}
+	// Without servers the router matches paths only, not hosts.
+	spec.Servers = nil
+	return spec, nil
 }
 
 // bearer checks the operator API's token. An empty configured token refuses

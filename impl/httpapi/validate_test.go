@@ -6,50 +6,40 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/orderhub/orderhub/impl/store"
 )
 
 // TestParamIllegalMessages checks that contract violations name every field
 // at fault and never quote the values sent.
 func TestParamIllegalMessages(t *testing.T) {
-	h, err := New(store.NewMemory(nil), Config{AdminToken: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newTestService(t)
 	long := strings.Repeat("Z", 300)
 	for _, tc := range []struct {
 		name, path, body string
-		headers          bool
 		want             []string
 	}{
 		{"many problems at once", "/v2/pds/order/notifyOrderCompletion",
-			`{"requestId":12,"SECRET_FIELD":"SECRETVALUE","requestOrderId":"` + long + `"}`, true,
+			`{"requestId":12,"SECRET_FIELD":"SECRETVALUE","requestOrderId":"` + long + `"}`,
 			[]string{"SECRET_FIELD: is not an allowed field", "requestId: must be of type string", "requestOrderId: exceeds the maximum length 255"}},
 		{"missing field", "/v1/delivery/notifyDeliveryAuditResult",
-			`{"requestId":"r","tradeId":"t","deliveryAuditStatus":"ACCEPT"}`, true,
+			`{"requestId":"r","tradeId":"t","deliveryAuditStatus":"ACCEPT"}`,
 			[]string{"deliveryBatchId: is required"}},
 		{"enum", "/v1/delivery/notifyDeliveryAuditResult",
-			`{"requestId":"r","tradeId":"t","deliveryBatchId":"b","deliveryAuditStatus":"SECRETVALUE"}`, true,
+			`{"requestId":"r","tradeId":"t","deliveryBatchId":"b","deliveryAuditStatus":"SECRETVALUE"}`,
 			[]string{"deliveryAuditStatus: must be one of ACCEPT, REJECT"}},
-		{"null", "/v2/pos/inquireOrderDetail", `{"requestOrderId":null}`, true,
+		{"null", "/v2/pos/inquireOrderDetail", `{"requestOrderId":null}`,
 			[]string{"requestOrderId: must not be null"}},
-		{"empty string", "/v2/pos/inquireOrderDetail", `{"requestOrderId":""}`, true,
+		{"empty string", "/v2/pos/inquireOrderDetail", `{"requestOrderId":""}`,
 			[]string{"requestOrderId: must not be empty"}},
-		{"malformed JSON", "/v2/pos/inquireOrderDetail", `{"requestOrderId":"SECRETVALUE`, true,
+		{"malformed JSON", "/v2/pos/inquireOrderDetail", `{"requestOrderId":"SECRETVALUE`,
 			[]string{"body: is not valid JSON"}},
-		{"empty body", "/v2/pos/inquireOrderDetail", ``, true,
+		{"empty body", "/v2/pos/inquireOrderDetail", ``,
 			[]string{"body: is required"}},
-		{"headers missing", "/v2/pos/inquireOrderDetail", `{"requestOrderId":"x"}`, false,
-			[]string{"header Client-Id: is required", "header Request-Time: is required", "header Signature: is required"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body))
 			req.Header.Set("Content-Type", "application/json")
-			if tc.headers {
-				req.Header.Set("Client-Id", "c")
-				req.Header.Set("Request-Time", "1700000000000")
-				req.Header.Set("Signature", "algorithm=RSA256, keyVersion=1, signature=x")
+			if err := h.signer.Edit(t.Context(), req); err != nil {
+				t.Fatal(err)
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)

@@ -20,6 +20,15 @@ type config struct {
 	ShutdownTimeout time.Duration
 	MaxBodyBytes    int64
 	LogLevel        slog.Level
+
+	ClientsFile       string // ORDERHUB_CLIENTS
+	SigningKeyFile    string // ORDERHUB_SIGNING_KEY
+	SigningKeyVersion int
+	TimeWindow        time.Duration
+	// Dev generates a development key pair and client when ClientsFile and
+	// SigningKeyFile are both unset (make run); DevDir holds them.
+	Dev    bool
+	DevDir string
 }
 
 // minRetention covers WorldTrade's 7 retries over 24 h 22 min, with margin.
@@ -32,9 +41,12 @@ func (e *configError) Error() string { return "configuration: " + e.msg }
 
 func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
-		Addr:       or(getenv("ORDERHUB_ADDR"), ":8080"),
-		RedisURL:   getenv("ORDERHUB_REDIS_URL"),
-		AdminToken: getenv("ORDERHUB_ADMIN_TOKEN"),
+		Addr:           or(getenv("ORDERHUB_ADDR"), ":8080"),
+		RedisURL:       getenv("ORDERHUB_REDIS_URL"),
+		AdminToken:     getenv("ORDERHUB_ADMIN_TOKEN"),
+		ClientsFile:    getenv("ORDERHUB_CLIENTS"),
+		SigningKeyFile: getenv("ORDERHUB_SIGNING_KEY"),
+		DevDir:         or(getenv("ORDERHUB_DEV_DIR"), ".orderhub/dev"),
 	}
 	var errs []string
 	dur := func(name string, def time.Duration) time.Duration {
@@ -72,6 +84,32 @@ func loadConfig(getenv func(string) string) (config, error) {
 		} else {
 			c.MaxBodyBytes = n
 		}
+	}
+	c.TimeWindow = dur("ORDERHUB_REQUEST_TIME_WINDOW", 5*time.Minute)
+	c.SigningKeyVersion = 1
+	if v := getenv("ORDERHUB_SIGNING_KEY_VERSION"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Sprintf("ORDERHUB_SIGNING_KEY_VERSION=%q is not a whole number of at least 1", v))
+		} else {
+			c.SigningKeyVersion = n
+		}
+	}
+	switch v := getenv("ORDERHUB_DEV"); v {
+	case "", "0", "false":
+	case "1", "true":
+		c.Dev = true
+	default:
+		errs = append(errs, fmt.Sprintf("ORDERHUB_DEV=%q is not 1 or 0", v))
+	}
+	if !c.Dev || c.ClientsFile != "" || c.SigningKeyFile != "" {
+		if c.ClientsFile == "" {
+			errs = append(errs, "ORDERHUB_CLIENTS is not set: name the file of partner clients and their public keys")
+		}
+		if c.SigningKeyFile == "" {
+			errs = append(errs, "ORDERHUB_SIGNING_KEY is not set: name the file of orderhub's PKCS#8 private key")
+		}
+		c.Dev = false
 	}
 	if v := getenv("ORDERHUB_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

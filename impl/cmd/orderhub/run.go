@@ -2,17 +2,23 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/httpapi"
+	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
 )
 
@@ -28,6 +34,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
+	if cfg.Dev {
+		if cfg.ClientsFile, cfg.SigningKeyFile, err = devSetup(cfg.DevDir, stdout); err != nil {
+			return fmt.Errorf("development setup in %s: %w", cfg.DevDir, err)
+		}
+	}
+	signingKey, err := readSigningKey(cfg.SigningKeyFile)
+	if err != nil {
+		return err
+	}
+	ops, err := httpapi.PartnerOperations()
+	if err != nil {
+		return err
+	}
+	callers, err := clients.Open(cfg.ClientsFile, ops)
+	if err != nil {
+		return &configError{fmt.Sprintf("ORDERHUB_CLIENTS: %v", err)}
+	}
+
 	st, storeName, err := openStore(cfg)
 	if err != nil {
 		return err
@@ -35,12 +59,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer st.Close()
 
 	h, err := httpapi.New(st, httpapi.Config{
-		AdminToken:     cfg.AdminToken,
-		Lease:          cfg.Lease,
-		Retention:      cfg.Retention,
-		RequestTimeout: cfg.RequestTimeout,
-		BodyLimit:      cfg.MaxBodyBytes,
-		Logger:         log,
+		Clients:           callers,
+		SigningKey:        signingKey,
+		SigningKeyVersion: cfg.SigningKeyVersion,
+		TimeWindow:        cfg.TimeWindow,
+		AdminToken:        cfg.AdminToken,
+		Lease:             cfg.Lease,
+		Retention:         cfg.Retention,
+		RequestTimeout:    cfg.RequestTimeout,
+		BodyLimit:         cfg.MaxBodyBytes,
+		Logger:            log,
 	})
 	if err != nil {
 		return err
@@ -56,17 +84,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	// SIGHUP reloads the clients file; requests keep flowing meanwhile, and a
+	// broken file leaves the previous registry in force. Registered before
+	// announcing the address, so no SIGHUP can meet the default action.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	fmt.Fprintf(stdout, "orderhub listening on http://%s (store: %s)\n", ln.Addr(), storeName)
 	if cfg.AdminToken == "" {
 		fmt.Fprintln(stdout, "operator API off: set ORDERHUB_ADMIN_TOKEN to enable /ops/")
 	}
 
+	fmt.Fprintf(stdout, "clients: %d registered from %s (SIGHUP reloads)\n", callers.Current().Len(), cfg.ClientsFile)
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
+	for running := true; running; {
+		select {
+		case err := <-served:
+			return err
+		case <-hup:
+			if err := callers.Reload(); err != nil {
+				log.Error("clients reload failed", "err", err)
+			} else {
+				log.Info("clients reloaded", "clients", callers.Current().Len())
+			}
+		case <-ctx.Done():
+			running = false
+		}
 	}
 	log.Info("shutting down", "grace", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -78,6 +123,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	return nil
+}
+
+// readSigningKey reads orderhub's private key (PKCS#8, PEM or base64 DER).
+func readSigningKey(file string) (*rsa.PrivateKey, error) {
+	text, err := os.ReadFile(file)
+	if err != nil {
+		return nil, &configError{fmt.Sprintf("ORDERHUB_SIGNING_KEY: %v", err)}
+	}
+	key, err := signature.ParsePrivateKey(text)
+	if err != nil {
+		return nil, &configError{fmt.Sprintf("ORDERHUB_SIGNING_KEY %s: %v", file, err)}
+	}
+	return key, nil
 }
 
 // openStore opens Redis when ORDERHUB_REDIS_URL is set, else the in-memory

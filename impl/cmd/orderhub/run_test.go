@@ -6,9 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orderhub/orderhub/impl/signature"
 )
 
 func env(kv map[string]string) func(string) string {
@@ -16,41 +21,51 @@ func env(kv map[string]string) func(string) string {
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
-	c, err := loadConfig(env(nil))
+	c, err := loadConfig(env(map[string]string{"ORDERHUB_DEV": "1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != ":8080" || c.RedisURL != "" || c.Retention != 72*time.Hour || c.Lease != 30*time.Second || c.MaxBodyBytes != 64<<10 {
+	if c.Addr != ":8080" || c.RedisURL != "" || c.Retention != 72*time.Hour || c.Lease != 30*time.Second || c.MaxBodyBytes != 64<<10 ||
+		!c.Dev || c.TimeWindow != 5*time.Minute || c.SigningKeyVersion != 1 {
 		t.Errorf("defaults: %+v", c)
 	}
 }
 
 func TestLoadConfigRetentionForever(t *testing.T) {
-	c, err := loadConfig(env(map[string]string{"ORDERHUB_IDEMPOTENCY_RETENTION": "never"}))
+	c, err := loadConfig(env(map[string]string{"ORDERHUB_IDEMPOTENCY_RETENTION": "never", "ORDERHUB_DEV": "1"}))
 	if err != nil || c.Retention != 0 {
 		t.Errorf("never: retention %v, err %v", c.Retention, err)
 	}
 }
 
 func TestLoadConfigRefusesBadValues(t *testing.T) {
-	for name, kv := range map[string]map[string]string{
-		"retention below 25h":   {"ORDERHUB_IDEMPOTENCY_RETENTION": "24h"},
-		"retention not a time":  {"ORDERHUB_IDEMPOTENCY_RETENTION": "three days"},
-		"lease not above limit": {"ORDERHUB_IDEMPOTENCY_LEASE": "5s", "ORDERHUB_REQUEST_TIMEOUT": "5s"},
-		"negative timeout":      {"ORDERHUB_REQUEST_TIMEOUT": "-1s"},
-		"body limit too small":  {"ORDERHUB_MAX_BODY_BYTES": "10"},
-		"log level":             {"ORDERHUB_LOG_LEVEL": "loud"},
+	dev := func(kv map[string]string) map[string]string { kv["ORDERHUB_DEV"] = "1"; return kv }
+	for _, tc := range []struct {
+		name  string
+		kv    map[string]string
+		names string // the variable the message must name
+	}{
+		{"retention below 25h", dev(map[string]string{"ORDERHUB_IDEMPOTENCY_RETENTION": "24h"}), "ORDERHUB_IDEMPOTENCY_RETENTION"},
+		{"retention not a time", dev(map[string]string{"ORDERHUB_IDEMPOTENCY_RETENTION": "three days"}), "ORDERHUB_IDEMPOTENCY_RETENTION"},
+		{"lease not above limit", dev(map[string]string{"ORDERHUB_IDEMPOTENCY_LEASE": "5s", "ORDERHUB_REQUEST_TIMEOUT": "5s"}), "ORDERHUB_IDEMPOTENCY_LEASE"},
+		{"negative timeout", dev(map[string]string{"ORDERHUB_REQUEST_TIMEOUT": "-1s"}), "ORDERHUB_REQUEST_TIMEOUT"},
+		{"body limit too small", dev(map[string]string{"ORDERHUB_MAX_BODY_BYTES": "10"}), "ORDERHUB_MAX_BODY_BYTES"},
+		{"log level", dev(map[string]string{"ORDERHUB_LOG_LEVEL": "loud"}), "ORDERHUB_LOG_LEVEL"},
+		{"key version", dev(map[string]string{"ORDERHUB_SIGNING_KEY_VERSION": "0"}), "ORDERHUB_SIGNING_KEY_VERSION"},
+		{"time window", dev(map[string]string{"ORDERHUB_REQUEST_TIME_WINDOW": "soon"}), "ORDERHUB_REQUEST_TIME_WINDOW"},
+		{"dev flag", map[string]string{"ORDERHUB_DEV": "yes"}, "ORDERHUB_DEV"},
+		{"no keys outside development", map[string]string{}, "ORDERHUB_SIGNING_KEY"},
+		{"no clients file", map[string]string{"ORDERHUB_SIGNING_KEY": "key.pem"}, "ORDERHUB_CLIENTS"},
+		{"no signing key, even with ORDERHUB_DEV", dev(map[string]string{"ORDERHUB_CLIENTS": "clients.yaml"}), "ORDERHUB_SIGNING_KEY"},
 	} {
-		t.Run(name, func(t *testing.T) {
-			_, err := loadConfig(env(kv))
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(env(tc.kv))
 			var ce *configError
 			if !errors.As(err, &ce) {
 				t.Fatalf("want a configuration error, got %v", err)
 			}
-			for k := range kv {
-				if !strings.Contains(err.Error(), k) {
-					t.Errorf("message %q does not name %s", err, k)
-				}
+			if !strings.Contains(err.Error(), tc.names) {
+				t.Errorf("message %q does not name %s", err, tc.names)
 			}
 		})
 	}
@@ -75,58 +90,164 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	}
 }
 
-// TestRunServesUntilCancelled starts the real wiring on a free port with the
-// in-memory store, calls it, and stops it as SIGTERM would.
-func TestRunServesUntilCancelled(t *testing.T) {
+// started is a run of orderhub on a free port, in development mode.
+type started struct {
+	base   string
+	dir    string
+	lines  chan string // stdout after the listening line
+	done   chan error
+	cancel context.CancelFunc
+}
+
+func start(t *testing.T, kv map[string]string) *started {
+	t.Helper()
+	dir := t.TempDir()
+	all := map[string]string{"ORDERHUB_ADDR": "127.0.0.1:0", "ORDERHUB_ADMIN_TOKEN": "t", "ORDERHUB_DEV": "1", "ORDERHUB_DEV_DIR": dir}
+	for k, v := range kv {
+		all[k] = v
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	out, w := io.Pipe()
-	done := make(chan error, 1)
+	s := &started{dir: dir, lines: make(chan string, 100), done: make(chan error, 1), cancel: cancel}
 	go func() {
-		done <- run(ctx, nil, env(map[string]string{"ORDERHUB_ADDR": "127.0.0.1:0", "ORDERHUB_ADMIN_TOKEN": "t"}), w)
+		s.done <- run(ctx, nil, env(all), w)
 		w.Close()
 	}()
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() {
-		t.Fatalf("no output: %v", <-done)
+	t.Cleanup(func() {
+		cancel()
+		<-s.done
+	})
+	sc := bufio.NewScanner(out)
+	var dev bool
+	for sc.Scan() {
+		line := sc.Text()
+		dev = dev || strings.HasPrefix(line, "DEVELOPMENT SETUP")
+		if rest, ok := strings.CutPrefix(line, "orderhub listening on "); ok {
+			s.base = strings.Fields(rest)[0]
+			break
+		}
 	}
-	first := lines.Text()
-	go func() { // keep draining the log so run never blocks on it
-		for lines.Scan() {
+	if s.base == "" || !dev {
+		t.Fatalf("no development notice or listening line: %v", <-s.done)
+	}
+	go func() { // keep draining, so run never blocks on its log
+		for sc.Scan() {
+			select {
+			case s.lines <- sc.Text():
+			default:
+			}
 		}
 	}()
-	url, ok := strings.CutPrefix(strings.Fields(first)[3], "http://")
-	if !ok || !strings.Contains(first, "store: memory") {
-		t.Fatalf("unexpected first line %q", first)
-	}
-	base := "http://" + url
+	return s
+}
 
-	res, err := http.Get(base + "/healthz")
-	if err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("healthz: %v %v", res, err)
+// inquire calls inquireOrderDetail signed as the development client and
+// checks the answer's signature with orderhub's development key.
+func (s *started) inquire(t *testing.T) (string, *http.Response) {
+	t.Helper()
+	keyText, err := os.ReadFile(filepath.Join(s.dir, "dev-client-private.pem"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	res.Body.Close()
-
-	req, _ := http.NewRequest(http.MethodPost, base+"/v2/pos/inquireOrderDetail", strings.NewReader(`{"requestOrderId":"nope"}`))
+	key, err := signature.ParsePrivateKey(keyText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.base+"/v2/pos/inquireOrderDetail", strings.NewReader(`{"requestOrderId":"nope"}`))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Client-Id", "c1")
-	req.Header.Set("Request-Time", "2024-01-01T00:00:00+08:00")
-	req.Header.Set("Signature", "algorithm=RSA256, keyVersion=1, signature=x")
-	res, err = http.DefaultClient.Do(req)
+	signer := &signature.Signer{ClientID: devClientID, KeyVersion: 1, Key: key}
+	if err := signer.Edit(req.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"ORDER_NOT_EXIST"`) || res.Header.Get("Client-Id") != "c1" {
+	pubText, err := os.ReadFile(filepath.Join(s.dir, "orderhub-public.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := signature.ParsePublicKey(pubText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signature.VerifyResponse(res, body, pub); err != nil {
+		t.Errorf("response signature: %v", err)
+	}
+	return string(body), res
+}
+
+// TestRunServesUntilCancelled starts the real wiring on a free port with the
+// in-memory store and a generated development setup, calls it signed, and
+// stops it as SIGTERM would.
+func TestRunServesUntilCancelled(t *testing.T) {
+	s := start(t, nil)
+	res, err := http.Get(s.base + "/healthz")
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", res, err)
+	}
+	res.Body.Close()
+
+	body, res := s.inquire(t)
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, `"ORDER_NOT_EXIST"`) || res.Header.Get("Client-Id") != devClientID {
 		t.Errorf("inquire: %d %s %v", res.StatusCode, body, res.Header)
 	}
 
-	cancel()
-	if err := <-done; err != nil {
+	s.cancel()
+	if err := <-s.done; err != nil {
 		t.Errorf("run after cancel: %v", err)
 	}
-	if _, err := http.Get(base + "/healthz"); err == nil {
+	s.done <- nil // for Cleanup
+	if _, err := http.Get(s.base + "/healthz"); err == nil {
 		t.Error("still serving after shutdown")
+	}
+}
+
+// TestRunReusesDevelopmentSetup: a second start keeps the keys of the first.
+func TestRunReusesDevelopmentSetup(t *testing.T) {
+	dir := t.TempDir()
+	c1, k1, err := devSetup(dir, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(k1)
+	c2, k2, err := devSetup(dir, io.Discard)
+	after, _ := os.ReadFile(k2)
+	if err != nil || c1 != c2 || string(before) != string(after) {
+		t.Errorf("second setup changed the keys (err %v)", err)
+	}
+}
+
+// TestRunReloadsClientsOnSIGHUP disables the development client in its
+// file, sends SIGHUP, and sees it refused once the reload is logged.
+func TestRunReloadsClientsOnSIGHUP(t *testing.T) {
+	s := start(t, nil)
+	if body, _ := s.inquire(t); !strings.Contains(body, "ORDER_NOT_EXIST") {
+		t.Fatalf("before reload: %s", body)
+	}
+	file := filepath.Join(s.dir, "clients.yaml")
+	text, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disabled := strings.Replace(string(text), "operations:", "disabled: true\n    operations:", 1)
+	if err := os.WriteFile(file, []byte(disabled), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for line := range s.lines {
+		if strings.Contains(line, "clients reloaded") {
+			break
+		}
+		if strings.Contains(line, "clients reload failed") {
+			t.Fatal(line)
+		}
+	}
+	if body, _ := s.inquire(t); !strings.Contains(body, "ACCESS_DENIED") {
+		t.Errorf("after reload: %s", body)
 	}
 }
