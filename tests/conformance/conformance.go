@@ -1,16 +1,27 @@
 // Package conformance checks, in tests, that every response orderhub sends
 // conforms to openapi/orderhub.yaml: Transport is an http.RoundTripper that
 // validates each response (status, headers, body) and reports violations.
+// With WithSignatureKey it also checks that every partner response (any
+// path outside /ops/) carries orderhub's valid signature.
 package conformance
 
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -29,10 +40,22 @@ type Transport struct {
 	doc      *openapi3.T
 	router   routers.Router
 	envelope *openapi3.Schema
+	sigKey   *rsa.PublicKey // nil: signatures are not checked
+}
+
+// Option configures a Transport.
+type Option func(*Transport)
+
+// WithSignatureKey makes the Transport check, on every response to a path
+// outside /ops/, that the response is signed by orderhub with the private
+// half of key (see CheckSignature); a missing or invalid signature fails
+// the test.
+func WithSignatureKey(key *rsa.PublicKey) Option {
+	return func(tr *Transport) { tr.sigKey = key }
 }
 
 // New loads the contract and wraps base (nil: http.DefaultTransport).
-func New(t testing.TB, base http.RoundTripper) *Transport {
+func New(t testing.TB, base http.RoundTripper, opts ...Option) *Transport {
 	t.Helper()
 	doc, err := Load()
 	if err != nil {
@@ -45,7 +68,11 @@ func New(t testing.TB, base http.RoundTripper) *Transport {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &Transport{t: t, base: base, doc: doc, router: router, envelope: doc.Components.Schemas["ErrorResponse"].Value}
+	tr := &Transport{t: t, base: base, doc: doc, router: router, envelope: doc.Components.Schemas["ErrorResponse"].Value}
+	for _, o := range opts {
+		o(tr)
+	}
+	return tr
 }
 
 // Load parses and validates the contract, with servers removed so routes
@@ -78,7 +105,64 @@ func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if verr := tr.Check(req, res.StatusCode, res.Header, body); verr != nil {
 		tr.t.Errorf("conformance: %s %s → %d: %v\nbody: %s", req.Method, req.URL.Path, res.StatusCode, verr, body)
 	}
+	if tr.sigKey != nil && !strings.HasPrefix(req.URL.Path, "/ops/") {
+		if serr := CheckSignature(tr.sigKey, req, res.Header, body); serr != nil {
+			tr.t.Errorf("conformance: %s %s → %d: response signature: %v\nheaders: %v\nbody: %s", req.Method, req.URL.Path, res.StatusCode, serr, res.Header, body)
+		}
+	}
 	return res, nil
+}
+
+// signatureHeader is the one form orderhub writes: the three pairs, in this
+// order (the Java SDK reads the third item), the value base64 then
+// URL-query-escaped (so no raw '+', '/' or '=').
+var signatureHeader = regexp.MustCompile(`^algorithm=RSA256, keyVersion=([1-9][0-9]*), signature=([A-Za-z0-9%]+)$`)
+
+// CheckSignature checks a partner response to req the way a partner SDK
+// does, independently of orderhub's own signature package: exactly one
+// Signature header of the form `algorithm=RSA256, keyVersion=N,
+// signature=<escaped base64>`, a Response-Time in ISO 8601 with offset, the
+// request's Client-Id echoed (and none when the request had none), and an
+// RSASSA-PKCS1-v1_5 SHA-256 signature by key over
+// `<METHOD> <path>\n<Client-Id>.<Response-Time>.<body>`.
+func CheckSignature(key *rsa.PublicKey, req *http.Request, header http.Header, body []byte) error {
+	sigs := header.Values("Signature")
+	if len(sigs) != 1 {
+		return fmt.Errorf("%d Signature headers, want exactly 1", len(sigs))
+	}
+	m := signatureHeader.FindStringSubmatch(sigs[0])
+	if m == nil {
+		return fmt.Errorf("Signature header %q is not `algorithm=RSA256, keyVersion=N, signature=<escaped base64>`", sigs[0])
+	}
+	b64, err := url.QueryUnescape(m[2])
+	if err != nil {
+		return fmt.Errorf("signature value is not URL-escaped: %w", err)
+	}
+	sig, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return fmt.Errorf("signature value is not base64: %w", err)
+	}
+	times := header.Values("Response-Time")
+	if len(times) != 1 {
+		return fmt.Errorf("%d Response-Time headers, want exactly 1", len(times))
+	}
+	if _, err := time.Parse(time.RFC3339, times[0]); err != nil {
+		return fmt.Errorf("Response-Time %q is not ISO 8601 with offset", times[0])
+	}
+	clientID := header.Get("Client-Id")
+	if sent := req.Header.Get("Client-Id"); sent != "" {
+		if got := header.Values("Client-Id"); len(got) != 1 || got[0] != sent {
+			return fmt.Errorf("Client-Id %q, want the request's %q echoed", got, sent)
+		}
+	} else if len(header.Values("Client-Id")) != 0 {
+		return fmt.Errorf("Client-Id %q on a response to a request without one", header.Values("Client-Id"))
+	}
+	content := fmt.Sprintf("%s %s\n%s.%s.%s", req.Method, req.URL.EscapedPath(), clientID, times[0], body)
+	sum := sha256.Sum256([]byte(content))
+	if err := rsa.VerifyPKCS1v15(key, crypto.SHA256, sum[:], sig); err != nil {
+		return errors.New("the signature does not verify with orderhub's public key")
+	}
+	return nil
 }
 
 // Check validates one response to req. A response to a request the contract

@@ -1,11 +1,15 @@
 // Package contract drives orderhub over real HTTP, backed by a real
-// redis-server, through the generated client; every response passes through
-// the conformance transport and is validated against openapi/orderhub.yaml.
+// redis-server, through the generated client; every request is signed as a
+// registered partner would sign it, and every response passes through the
+// conformance transport: validated against openapi/orderhub.yaml and, for
+// partner APIs, checked to carry orderhub's valid signature.
 package contract
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +17,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,7 +31,9 @@ import (
 
 	"github.com/orderhub/orderhub/generated/client"
 	"github.com/orderhub/orderhub/generated/models"
+	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/httpapi"
+	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
 	"github.com/orderhub/orderhub/tests/conformance"
 	"github.com/orderhub/orderhub/tests/redistest"
@@ -32,7 +41,9 @@ import (
 
 const (
 	adminToken = "contract-test-admin-token"
-	signature  = "algorithm=RSA256, keyVersion=1, signature=abc"
+	// placeholderSignature fills the generated client's Signature parameter;
+	// the signer's request editor replaces it with the real one.
+	placeholderSignature = "algorithm=RSA256, keyVersion=1, signature=abc"
 
 	pathCompletion = "/v2/pds/order/notifyOrderCompletion"
 	pathInquire    = "/v2/pos/inquireOrderDetail"
@@ -40,6 +51,95 @@ const (
 
 	msgUnknown = "An API calling is failed, which is caused by unknown reasons."
 )
+
+// testKeys are the RSA key pairs of the suite, generated once per test
+// binary: 2048-bit generation is slow, under -race especially.
+type testKeys struct {
+	orderhub *rsa.PrivateKey // signs orderhub's responses
+	client   *rsa.PrivateKey // env.clientID's key, version 1
+	alt      *rsa.PrivateKey // another registered key (another client, or a rotation's version 2)
+	stranger *rsa.PrivateKey // registered nowhere
+}
+
+var generatedKeys = sync.OnceValues(func() (testKeys, error) {
+	var (
+		k    testKeys
+		ptrs = []**rsa.PrivateKey{&k.orderhub, &k.client, &k.alt, &k.stranger}
+		errs = make([]error, len(ptrs))
+		wg   sync.WaitGroup
+	)
+	for i, p := range ptrs {
+		wg.Go(func() { *p, errs[i] = rsa.GenerateKey(rand.Reader, 2048) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return testKeys{}, err
+		}
+	}
+	return k, nil
+})
+
+func keys(t testing.TB) testKeys {
+	t.Helper()
+	k, err := generatedKeys()
+	if err != nil {
+		t.Fatalf("generating RSA keys: %v", err)
+	}
+	return k
+}
+
+// partnerOperations are the operationIds a client may be allowed, sorted.
+var partnerOperations = sync.OnceValues(func() ([]string, error) {
+	ops, err := httpapi.PartnerOperations()
+	slices.Sort(ops)
+	return ops, err
+})
+
+// regClient is one entry of a clients registry file; regKey one of its keys.
+type regClient struct {
+	id         string
+	disabled   bool
+	operations []string
+	keys       []regKey
+}
+
+type regKey struct {
+	version int
+	key     *rsa.PrivateKey // its public half is registered
+	retired bool
+}
+
+// registryYAML writes the registry file of impl/clients, in YAML, with the
+// public keys as the platforms hand them out (base64 DER on one line).
+func registryYAML(t testing.TB, entries []regClient) []byte {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("clients:\n")
+	for _, c := range entries {
+		fmt.Fprintf(&b, "  - clientId: %q\n", c.id)
+		if c.disabled {
+			b.WriteString("    disabled: true\n")
+		}
+		quoted := make([]string, len(c.operations))
+		for i, op := range c.operations {
+			quoted[i] = fmt.Sprintf("%q", op)
+		}
+		fmt.Fprintf(&b, "    operations: [%s]\n", strings.Join(quoted, ", "))
+		b.WriteString("    keys:\n")
+		for _, k := range c.keys {
+			pub, err := signature.MarshalPublicKey(&k.key.PublicKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "      - version: %d\n        publicKey: %s\n", k.version, pub)
+			if k.retired {
+				b.WriteString("        retired: true\n")
+			}
+		}
+	}
+	return []byte(b.String())
+}
 
 // env is one running orderhub: its own redis-server, store, HTTP server and
 // clients. Nothing is shared between envs.
@@ -52,18 +152,60 @@ type env struct {
 	http     *http.Client // with the conformance transport
 	c        *client.ClientWithResponses
 	clientID string
+
+	keys        testKeys
+	pub         *rsa.PublicKey    // orderhub's: every partner response verifies with it
+	signer      *signature.Signer // signs as clientID, key version 1
+	clients     *clients.Source   // the registry the service reads
+	clientsFile string            // its file, with withClientsFile
 }
 
 type envConfig struct {
-	now       func() time.Time
-	redisArgs []string
+	now               func() time.Time
+	signerNow         func() time.Time
+	redisArgs         []string
+	registry          registryFunc
+	clientsFile       bool
+	signingKeyVersion int
+	timeWindow        time.Duration
 }
 
 type envOption func(*envConfig)
 
-// withClock gives the service a clock.
-func withClock(now func() time.Time) envOption {
-	return func(c *envConfig) { c.now = now }
+// withStepClock gives the service c.Now, which advances on every reading;
+// the signer reads c.Peek, which does not, so that signing leaves the
+// service's clock as it is.
+func withStepClock(c *stepClock) envOption {
+	return func(cfg *envConfig) { cfg.now, cfg.signerNow = c.Now, c.Peek }
+}
+
+// registryFunc makes the registry of an env whose client is clientID; ops
+// are every partner operation.
+type registryFunc func(clientID string, k testKeys, ops []string) []regClient
+
+// withRegistry replaces defaultRegistry.
+func withRegistry(f registryFunc) envOption {
+	return func(c *envConfig) { c.registry = f }
+}
+
+// withClientsFile serves the registry from a file through clients.Open, so
+// that a test can rewrite it (writeClients) and Reload.
+func withClientsFile() envOption {
+	return func(c *envConfig) { c.clientsFile = true }
+}
+
+func withSigningKeyVersion(v int) envOption {
+	return func(c *envConfig) { c.signingKeyVersion = v }
+}
+
+func withTimeWindow(d time.Duration) envOption {
+	return func(c *envConfig) { c.timeWindow = d }
+}
+
+// defaultRegistry registers clientID for every partner operation, listed
+// by name, with the client key as version 1.
+func defaultRegistry(id string, k testKeys, ops []string) []regClient {
+	return []regClient{{id: id, operations: ops, keys: []regKey{{version: 1, key: k.client}}}}
 }
 
 // withDurableRedis makes redis-server write every command to its AOF before
@@ -101,27 +243,72 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Cleanup(func() { _ = rdb.Close() })
 	st := store.NewRedis(rdb)
 	counting := &countingStore{Store: st}
+	e := &env{redis: srv, st: st, counting: counting, clientID: uid("client"), keys: keys(t)}
+	e.pub = &e.keys.orderhub.PublicKey
+	e.signer = &signature.Signer{ClientID: e.clientID, KeyVersion: 1, Key: e.keys.client, Now: cfg.signerNow}
+
+	if cfg.registry == nil {
+		cfg.registry = defaultRegistry
+	}
+	ops, err := partnerOperations()
+	if err != nil {
+		t.Fatalf("httpapi.PartnerOperations: %v", err)
+	}
+	text := registryYAML(t, cfg.registry(e.clientID, e.keys, ops))
+	if cfg.clientsFile {
+		e.clientsFile = filepath.Join(t.TempDir(), "clients.yaml")
+		if err := os.WriteFile(e.clientsFile, text, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if e.clients, err = clients.Open(e.clientsFile, ops); err != nil {
+			t.Fatalf("clients.Open: %v\n%s", err, text)
+		}
+	} else {
+		reg, err := clients.Parse(text, ops)
+		if err != nil {
+			t.Fatalf("clients.Parse: %v\n%s", err, text)
+		}
+		e.clients = clients.Static(reg)
+	}
+
 	h, err := httpapi.New(counting, httpapi.Config{
-		AdminToken:     adminToken,
-		RequestTimeout: 2 * time.Second,
-		Now:            cfg.now,
+		Clients:           e.clients,
+		SigningKey:        e.keys.orderhub,
+		SigningKeyVersion: cfg.signingKeyVersion,
+		TimeWindow:        cfg.timeWindow,
+		AdminToken:        adminToken,
+		RequestTimeout:    2 * time.Second,
+		Now:               cfg.now,
 	})
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
-	e := &env{redis: srv, st: st, counting: counting, srv: ts, clientID: uid("client")}
+	e.srv = httptest.NewServer(h)
+	t.Cleanup(e.srv.Close)
 	e.bind(t)
 	return e
+}
+
+// writeClients rewrites the registry file (withClientsFile) and reloads it.
+func (e *env) writeClients(entries []regClient) {
+	e.t.Helper()
+	if e.clientsFile == "" {
+		e.t.Fatal("test bug: writeClients needs withClientsFile")
+	}
+	if err := os.WriteFile(e.clientsFile, registryYAML(e.t, entries), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.clients.Reload(); err != nil {
+		e.t.Fatalf("Reload: %v", err)
+	}
 }
 
 // bind makes t the test that e's calls and conformance violations are
 // reported to.
 func (e *env) bind(t *testing.T) {
 	t.Helper()
-	hc := &http.Client{Transport: conformance.New(t, nil), Timeout: 10 * time.Second}
-	c, err := client.NewClientWithResponses(e.srv.URL, client.WithHTTPClient(hc))
+	hc := &http.Client{Transport: conformance.New(t, nil, conformance.WithSignatureKey(e.pub)), Timeout: 10 * time.Second}
+	c, err := client.NewClientWithResponses(e.srv.URL, client.WithHTTPClient(hc), client.WithRequestEditorFn(e.signer.Edit))
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
@@ -165,6 +352,13 @@ func (c *stepClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(time.Second)
+	return c.t
+}
+
+// Peek reads the clock without advancing it.
+func (c *stepClock) Peek() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.t
 }
 
@@ -226,15 +420,15 @@ func (r reply) wantResult(t *testing.T, httpStatus int, status models.ResultStat
 func (e *env) ctx() context.Context { return e.t.Context() }
 
 func (e *env) completionParams() *models.NotifyOrderCompletionParams {
-	return &models.NotifyOrderCompletionParams{ClientID: e.clientID, RequestTime: time.Now().Format(time.RFC3339), Signature: signature}
+	return &models.NotifyOrderCompletionParams{ClientID: e.clientID, RequestTime: time.Now().Format(time.RFC3339), Signature: placeholderSignature}
 }
 
 func (e *env) inquireParams() *models.InquireOrderDetailParams {
-	return &models.InquireOrderDetailParams{ClientID: e.clientID, RequestTime: time.Now().Format(time.RFC3339), Signature: signature}
+	return &models.InquireOrderDetailParams{ClientID: e.clientID, RequestTime: time.Now().Format(time.RFC3339), Signature: placeholderSignature}
 }
 
 func (e *env) auditParams() *models.NotifyDeliveryAuditResultParams {
-	return &models.NotifyDeliveryAuditResultParams{ClientID: e.clientID, RequestTime: time.Now().Format(time.RFC3339), Signature: signature}
+	return &models.NotifyDeliveryAuditResultParams{ClientID: e.clientID, RequestTime: time.Now().Format(time.RFC3339), Signature: placeholderSignature}
 }
 
 // bearer authorises an operator call.
@@ -312,9 +506,19 @@ func (e *env) auditRaw(contentType, body string, editors ...client.RequestEditor
 	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
 }
 
-// raw sends any request through the conformance transport, with the
-// partner headers set.
+// raw sends any request through the conformance transport, signed by the
+// env's signer (Client-Id, Request-Time and Signature set).
 func (e *env) raw(method, path, contentType string, body []byte) reply {
+	e.t.Helper()
+	req := e.request(method, path, contentType, body)
+	if err := e.signer.Edit(e.ctx(), req); err != nil {
+		e.t.Fatalf("signing: %v", err)
+	}
+	return e.do(req)
+}
+
+// request builds a request to the service, unsigned.
+func (e *env) request(method, path, contentType string, body []byte) *http.Request {
 	e.t.Helper()
 	req, err := http.NewRequestWithContext(e.ctx(), method, e.srv.URL+path, bytes.NewReader(body))
 	if err != nil {
@@ -323,12 +527,15 @@ func (e *env) raw(method, path, contentType string, body []byte) reply {
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	req.Header.Set("Client-Id", e.clientID)
-	req.Header.Set("Request-Time", time.Now().Format(time.RFC3339))
-	req.Header.Set("Signature", signature)
+	return req
+}
+
+// do sends req, as it is, through the conformance transport.
+func (e *env) do(req *http.Request) reply {
+	e.t.Helper()
 	res, err := e.http.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)

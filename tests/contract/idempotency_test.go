@@ -34,7 +34,7 @@ func sameAnswer(t *testing.T, first, again reply) {
 
 func TestReplayIsByteIdentical(t *testing.T) {
 	t.Run("notifyOrderCompletion", func(t *testing.T) {
-		e := newEnv(t, withClock(newStepClock().Now))
+		e := newEnv(t, withStepClock(newStepClock()))
 		id, rid := e.newOrder(models.OrderStatusPreparing), uid("req")
 		first := e.complete(rid, id)
 		first.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
@@ -51,7 +51,7 @@ func TestReplayIsByteIdentical(t *testing.T) {
 		}
 	})
 	t.Run("notifyDeliveryAuditResult", func(t *testing.T) {
-		e := newEnv(t, withClock(newStepClock().Now))
+		e := newEnv(t, withStepClock(newStepClock()))
 		b := models.NotifyDeliveryAuditResultRequest{RequestID: uid("req"), TradeID: uid("trade"), DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusAccept}
 		first := e.audit(b)
 		first.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
@@ -70,7 +70,7 @@ func TestReplayIsByteIdentical(t *testing.T) {
 }
 
 func TestReplayedFailureStaysFinal(t *testing.T) {
-	e := newEnv(t, withClock(newStepClock().Now))
+	e := newEnv(t, withStepClock(newStepClock()))
 	id, rid := uid("order"), uid("req")
 	first := e.complete(rid, id)
 	first.wantResult(t, http.StatusOK, models.ResultStatusFailure, "ORDER_NOT_EXIST")
@@ -149,7 +149,7 @@ func checkAllSame(t *testing.T, answers []reply) {
 func TestConcurrentIdenticalNotifications(t *testing.T) {
 	const n = 50
 	t.Run("notifyOrderCompletion", func(t *testing.T) {
-		e := newEnv(t, withClock(newStepClock().Now))
+		e := newEnv(t, withStepClock(newStepClock()))
 		id, rid := e.newOrder(models.OrderStatusPreparing), uid("req")
 		before := e.version(id)
 		body := models.NotifyOrderCompletionRequest{RequestID: rid, RequestOrderID: id}
@@ -171,7 +171,7 @@ func TestConcurrentIdenticalNotifications(t *testing.T) {
 		unchanged(t, e, id, models.OrderStatusCompleted)
 	})
 	t.Run("notifyDeliveryAuditResult", func(t *testing.T) {
-		e := newEnv(t, withClock(newStepClock().Now))
+		e := newEnv(t, withStepClock(newStepClock()))
 		b := models.NotifyDeliveryAuditResultRequest{RequestID: uid("req"), TradeID: uid("trade"), DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusReject}
 		answers, retries := hammer(t, n, func(ctx context.Context) (reply, error) {
 			res, err := e.c.NotifyDeliveryAuditResultWithResponse(ctx, e.auditParams(), b)
@@ -194,7 +194,7 @@ func TestConcurrentIdenticalNotifications(t *testing.T) {
 
 func TestReusedRequestIDWithAnotherBody(t *testing.T) {
 	t.Run("notifyOrderCompletion", func(t *testing.T) {
-		e := newEnv(t, withClock(newStepClock().Now))
+		e := newEnv(t, withStepClock(newStepClock()))
 		a, b, rid := e.newOrder(models.OrderStatusPreparing), e.newOrder(models.OrderStatusAccepted), uid("req")
 		first := e.complete(rid, a)
 		first.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
@@ -220,7 +220,7 @@ func TestReusedRequestIDWithAnotherBody(t *testing.T) {
 		sameAnswer(t, first, e.complete(rid, a))
 	})
 	t.Run("notifyDeliveryAuditResult", func(t *testing.T) {
-		e := newEnv(t, withClock(newStepClock().Now))
+		e := newEnv(t, withStepClock(newStepClock()))
 		orig := models.NotifyDeliveryAuditResultRequest{RequestID: uid("req"), TradeID: uid("trade"), DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusAccept}
 		first := e.audit(orig)
 		first.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")

@@ -176,14 +176,16 @@ func TestNotifyOrderCompletionResultCodes(t *testing.T) {
 			status: models.ResultStatusFailure, code: "PARAM_ILLEGAL", notInMessage: []string{"pl41n-t3xt-v4lue"},
 		},
 		{
-			name: "PARAM_ILLEGAL missing Client-Id header",
+			// Identity comes first: without a Client-Id there is no key to
+			// verify with, so the caller is refused before validation.
+			name: "ACCESS_DENIED missing Client-Id header",
 			run: func(t *testing.T, e *env) reply {
 				id := e.newOrder(models.OrderStatusPreparing)
 				r := e.complete(uid("req"), id, withoutHeader("Client-Id"))
 				unchanged(t, e, id, models.OrderStatusPreparing)
 				return r
 			},
-			status: models.ResultStatusFailure, code: "PARAM_ILLEGAL", inMessage: "Client-Id",
+			status: models.ResultStatusFailure, code: "ACCESS_DENIED",
 		},
 		{
 			name: "ORDER_NOT_EXIST",
