@@ -43,7 +43,8 @@ func rawBody(ctx context.Context) []byte {
 // wellFormed refuses a body that is not exactly one JSON value in valid
 // UTF-8: kin-openapi and the binder read only the first value, so trailing
 // data would otherwise be acted on and fingerprinted as if absent. It runs
-// after the caller is identified, so strangers learn nothing of their body.
+// after the caller is identified, so strangers learn nothing of their body,
+// and after the validator, so unknown paths stay INVALID_API.
 func wellFormed(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		raw := rawBody(c.Request().Context())

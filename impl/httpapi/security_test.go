@@ -46,6 +46,8 @@ func TestEveryPartnerAnswerIsSigned(t *testing.T) {
 		{"POST", "/v2/pos/inquireOrderDetail", `{"requestOrderId":"none"}`, "ORDER_NOT_EXIST"},
 		{"POST", "/v2/pos/inquireOrderDetail", `{"requestOrderId":1}`, "PARAM_ILLEGAL"},
 		{"POST", "/v2/pos/nope", `{}`, "INVALID_API"},
+		{"POST", "/v2/pos/nope", `not json`, "INVALID_API"},
+		{"POST", "/v2/pos/inquireOrderDetail", `{"requestOrderId":"none"} trailing`, "PARAM_ILLEGAL"},
 		{"GET", "/v2/pos/inquireOrderDetail", ``, "INVALID_API"},
 		{"POST", "/v1/delivery/notifyDeliveryAuditResult", `{"requestId":"r","tradeId":"t","deliveryBatchId":"b","deliveryAuditStatus":"ACCEPT"}`, "SUCCESS"},
 	} {

@@ -111,8 +111,8 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 		recoverPanics,       // a panic below becomes a signed U
 		captureBody(cfg.BodyLimit),
 		verifyRequests(partnerOps(spec), cfg.Clients, cfg.TimeWindow, cfg.Now), // raw bytes, before parsing
-		wellFormed,
 		validator(spec, cfg.AdminToken, notInContract),
+		wellFormed, // what the validator lets through: trailing data, bad UTF-8
 	)
 	// Then per operation: idempotency, then the handler.
 	h := &handlers{st: st, now: cfg.Now}
