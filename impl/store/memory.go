@@ -126,12 +126,16 @@ func (m *Memory) Begin(_ context.Context, k Key, fingerprint string, lease time.
 	defer m.mu.Unlock()
 	now := m.now()
 
-	// SET NX: a live claim is left as it is, whatever its fingerprint.
+	// SET NX: a live claim keeps its fingerprint; PEXPIRE GT: it lives at
+	// least a lease more, so it cannot lapse before this request commits.
 	cid := claimID{k.Op, k.ClientID, k.RequestID}
 	prev, claimed := m.claims[cid]
 	claimed = claimed && live(prev.expires, now)
-	if !claimed {
+	switch {
+	case !claimed:
 		m.claims[cid] = claim{fingerprint: fingerprint, expires: now.Add(lease)}
+	case !prev.expires.IsZero() && prev.expires.Before(now.Add(lease)):
+		m.claims[cid] = claim{fingerprint: prev.fingerprint, expires: now.Add(lease)}
 	}
 
 	rec := m.liveRecord(k, now)

@@ -71,6 +71,17 @@ func TestMemoryExpiry(t *testing.T) {
 		}
 	}
 
+	// A retry after a U refreshes the claim: it outlives the first
+	// attempt's lease, so a reuse for another order is still caught.
+	first := begin(key("retry", "A"), "fp")
+	if err := m.Release(ctx, key("retry", "A"), first.Token); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(lease - time.Second)
+	wantState(key("retry", "A"), "fp", store.Started)
+	clock.Advance(2 * time.Second) // past the first attempt's lease
+	wantState(key("retry", "B"), "other", store.Mismatch)
+
 	commit(key("hour", "A"), "fp", time.Hour)
 	commit(key("forever", "A"), "fp", 0)
 

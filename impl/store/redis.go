@@ -233,6 +233,10 @@ func (r *Redis) Begin(ctx context.Context, k Key, fingerprint string, lease time
 	_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		begin = r.begin.EvalSha(ctx, p, keys, args...)
 		claim = p.SetArgs(ctx, claimKey(k), fingerprint, redis.SetArgs{Mode: "NX", Get: true, TTL: time.Duration(millis(lease)) * time.Millisecond})
+		// A claim left by an earlier attempt (one that answered U) lives at
+		// least a lease more, so it cannot lapse before this one commits;
+		// GT never shortens it, nor touches one kept forever.
+		p.Do(ctx, "PEXPIRE", claimKey(k), millis(lease), "GT")
 		return nil
 	})
 	found, err := evalAgain(ctx, r.c, r.begin, begin, keys, args...).Slice()

@@ -201,3 +201,38 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("Begin after restart = %+v, %v", b, err)
 	}
 }
+
+// TestRedisBeginRefreshesAnEarlierClaim: a claim left by an attempt that
+// answered U is given a lease again by the retry's Begin, so it cannot lapse
+// before the retry commits; a claim kept forever stays so.
+func TestRedisBeginRefreshesAnEarlierClaim(t *testing.T) {
+	ctx := t.Context()
+	r, admin, _ := newRedis(t)
+	const lease = 30 * time.Second
+	k := store.Key{Op: "op", ClientID: "c", RequestID: "r", Scope: store.ScopeOrder, ScopeID: "o"}
+	b, err := r.Begin(ctx, k, "fp", lease)
+	if err != nil || b.State != store.Started {
+		t.Fatalf("Begin = %+v, %v", b, err)
+	}
+	if err := r.Release(ctx, k, b.Token); err != nil {
+		t.Fatal(err)
+	}
+	admin.PExpire(ctx, store.ClaimKey(k), time.Second) // as if the lease had nearly run
+	if b, err = r.Begin(ctx, k, "fp", lease); err != nil || b.State != store.Started {
+		t.Fatalf("retry Begin = %+v, %v", b, err)
+	}
+	if ttl := admin.PTTL(ctx, store.ClaimKey(k)).Val(); ttl < lease-time.Second {
+		t.Errorf("claim PTTL %v after the retry's Begin, want about %v", ttl, lease)
+	}
+	if err := r.Commit(ctx, k, b.Token, []byte("ok"), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	other := k
+	other.ScopeID = "o2"
+	if b, err = r.Begin(ctx, other, "other", lease); err != nil || b.State != store.Mismatch {
+		t.Fatalf("reuse for another order: %+v, %v", b, err)
+	}
+	if ttl := admin.PTTL(ctx, store.ClaimKey(k)).Val(); ttl != -1 {
+		t.Errorf("claim kept forever now has PTTL %v", ttl)
+	}
+}
