@@ -21,6 +21,10 @@ type testService struct {
 }
 
 func newTestService(t *testing.T) testService {
+	return newTestServiceOn(t, store.NewMemory(nil))
+}
+
+func newTestServiceOn(t *testing.T, st store.Store) testService {
 	t.Helper()
 	own, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -35,7 +39,7 @@ func newTestService(t *testing.T) testService {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(store.NewMemory(nil), Config{Clients: clients.Static(reg), SigningKey: own, AdminToken: "tok"})
+	h, err := New(st, Config{Clients: clients.Static(reg), SigningKey: own, AdminToken: "tok"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,14 +100,19 @@ func idempotency(st store.Store, seal sealFunc, lease, retention time.Duration, 
 				return nil, domain.ErrInProgress
 			}
 			t := &txn{seal: seal, st: st, key: k, token: begun.Token, retention: retention}
-			err = t.run(c, request, next, op.write)
-			if err != nil {
-				// Nothing was stored: free the requestId so the retry runs.
+			stored := false
+			defer func() {
+				// Nothing was stored (an error, or a panic on its way to the
+				// recover middleware): free the requestId so the retry runs.
 				// Not the request's context: it may be what failed.
-				if rerr := st.Release(context.WithoutCancel(ctx), k, t.token); rerr != nil {
-					log.WarnContext(ctx, "idempotency release", "err", rerr)
+				if !stored {
+					if rerr := st.Release(context.WithoutCancel(ctx), k, t.token); rerr != nil {
+						log.WarnContext(ctx, "idempotency release", "err", rerr)
+					}
 				}
-			}
+			}()
+			err = t.run(c, request, next, op.write)
+			stored = err == nil
 			return nil, err
 		}
 	}

@@ -82,6 +82,9 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
+	if cfg.Lease <= cfg.RequestTimeout {
+		return nil, fmt.Errorf("httpapi: Lease (%s) must be longer than RequestTimeout (%s), or a slow request's requestId could be taken over while it runs", cfg.Lease, cfg.RequestTimeout)
+	}
 	log := cfg.Logger
 
 	e := echo.New()

@@ -1,0 +1,74 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/orderhub/orderhub/impl/clients"
+	"github.com/orderhub/orderhub/impl/domain"
+	"github.com/orderhub/orderhub/impl/store"
+)
+
+// panicOnce is a store whose next GetOrder panics.
+type panicOnce struct {
+	store.Store
+	armed atomic.Bool
+}
+
+func (p *panicOnce) GetOrder(ctx context.Context, id string) (domain.Order, error) {
+	if p.armed.CompareAndSwap(true, false) {
+		panic("store exploded")
+	}
+	return p.Store.GetOrder(ctx, id)
+}
+
+// TestPanicFreesTheRequestID: a panic inside an idempotent request answers
+// U, and the retry runs at once instead of waiting out the lease.
+func TestPanicFreesTheRequestID(t *testing.T) {
+	st := &panicOnce{Store: store.NewMemory(nil)}
+	now := time.Now().UTC()
+	if _, err := st.PutOrder(t.Context(), domain.Order{RequestOrderID: "o", PosOrderID: "p", Status: domain.Preparing, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	h := newTestServiceOn(t, st)
+	send := func() string {
+		req := httptest.NewRequest("POST", "/v2/pds/order/notifyOrderCompletion", strings.NewReader(`{"requestId":"r","requestOrderId":"o"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if err := h.signer.Edit(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Body.String()
+	}
+	st.armed.Store(true)
+	if got := send(); !strings.Contains(got, `"resultStatus":"U"`) {
+		t.Fatalf("during the panic: %s", got)
+	}
+	if got := send(); !strings.Contains(got, `"resultStatus":"S"`) {
+		t.Fatalf("retry after the panic: %s (the requestId is still held)", got)
+	}
+}
+
+// TestNewRefusesALeaseNotLongerThanARequest: a lease that can lapse while
+// its request still runs would let a retry run the same request twice.
+func TestNewRefusesALeaseNotLongerThanARequest(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Clients: clients.Static(nil), SigningKey: key, Lease: 5 * time.Second, RequestTimeout: 5 * time.Second}
+	if _, err := New(store.NewMemory(nil), cfg); err == nil || !strings.Contains(err.Error(), "Lease") {
+		t.Errorf("New with lease = timeout: %v", err)
+	}
+	cfg.Lease = 6 * time.Second
+	if _, err := New(store.NewMemory(nil), cfg); err != nil {
+		t.Errorf("New with lease > timeout: %v", err)
+	}
+}
