@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -21,7 +22,7 @@ func partnerOps(spec *openapi3.T) map[string]string {
 	ops := map[string]string{}
 	for path, item := range spec.Paths.Map() {
 		for _, op := range item.Operations() {
-			if !hasTag(op, "operations") {
+			if !slices.Contains(op.Tags, "operations") {
 				ops[path] = op.OperationID
 			}
 		}
@@ -40,15 +41,6 @@ func PartnerOperations() ([]string, error) {
 		ids = append(ids, id)
 	}
 	return ids, nil
-}
-
-func hasTag(op *openapi3.Operation, tag string) bool {
-	for _, t := range op.Tags {
-		if t == tag {
-			return true
-		}
-	}
-	return false
 }
 
 // verifyRequests lets a partner API request through only when it comes
