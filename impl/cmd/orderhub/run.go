@@ -14,12 +14,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/httpapi"
 	"github.com/orderhub/orderhub/impl/signature"
-	"github.com/orderhub/orderhub/impl/store"
 )
 
 // run wires orderhub from its configuration and serves until ctx ends, then
@@ -136,17 +133,4 @@ func readSigningKey(file string) (*rsa.PrivateKey, error) {
 		return nil, &configError{fmt.Sprintf("ORDERHUB_SIGNING_KEY %s: %v", file, err)}
 	}
 	return key, nil
-}
-
-// openStore opens Redis when ORDERHUB_REDIS_URL is set, else the in-memory
-// store (state is lost on exit: for trying orderhub out, not production).
-func openStore(cfg config) (store.Store, string, error) {
-	if cfg.RedisURL == "" {
-		return store.NewMemory(nil), "memory (set ORDERHUB_REDIS_URL for Redis)", nil
-	}
-	opt, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, "", &configError{fmt.Sprintf("ORDERHUB_REDIS_URL: %v", err)}
-	}
-	return store.NewRedis(redis.NewClient(opt)), "redis " + opt.Addr, nil
 }
