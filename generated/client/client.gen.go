@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/oapi-codegen/runtime"
 	. "github.com/orderhub/orderhub/generated/models"
 )
@@ -91,6 +93,44 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// GetDocs This contract as a reference page
+	//
+	// A self-contained HTML reference of this contract; it loads nothing from elsewhere.
+	//
+	// Corresponds with GET /docs (the `GetDocs` operationId).
+	GetDocs(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetHealthz Liveness
+	//
+	// `200` while the process serves HTTP; it does not look at Redis. Restart orderhub when this fails.
+	//
+	// Corresponds with GET /healthz (the `GetHealthz` operationId).
+	GetHealthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMetrics Prometheus metrics
+	//
+	// Prometheus text exposition: requests by operation, `resultStatus` and
+	// `resultCode`, latency histograms, idempotency replays, conflicts and
+	// in-flight rejections, rate-limit refusals, Redis errors and signature
+	// failures, plus Go runtime metrics.
+	//
+	// Corresponds with GET /metrics (the `GetMetrics` operationId).
+	GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetOpenAPIJSON This contract, as JSON
+	//
+	// The contract the running orderhub was built from, converted to JSON.
+	//
+	// Corresponds with GET /openapi.json (the `GetOpenAPIJSON` operationId).
+	GetOpenAPIJSON(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetOpenAPIYAML This contract, as YAML
+	//
+	// The contract the running orderhub was built from, byte for byte.
+	//
+	// Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
+	GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetOrder Read an order
 	//
 	// Corresponds with GET /ops/orders/{requestOrderId} (the `GetOrder` operationId).
@@ -131,6 +171,16 @@ type ClientInterface interface {
 	// Corresponds with GET /ops/trades/{tradeId}/deliveryAudits (the `ListDeliveryAudits` operationId).
 	ListDeliveryAudits(ctx context.Context, tradeID string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetReadyz Readiness
+	//
+	// `200` when orderhub can take partner calls: its store answers and its
+	// signing key and client registry are loaded. `503` while the store is
+	// unreachable; it becomes ready again by itself. Send traffic only to
+	// ready instances.
+	//
+	// Corresponds with GET /readyz (the `GetReadyz` operationId).
+	GetReadyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// NotifyDeliveryAuditResultWithBody Notify the audit result of a delivery batch
 	//
 	// **orderhub's role: the WorldTrade partner.** WorldFirst WorldTrade
@@ -158,6 +208,7 @@ type ClientInterface interface {
 	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
 	// Takes any type of body and a specified content type.
@@ -192,6 +243,7 @@ type ClientInterface interface {
 	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
 	// Takes a body of the `application/json` content type.
@@ -225,6 +277,7 @@ type ClientInterface interface {
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 	// | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
 	// Takes any type of body and a specified content type.
@@ -258,6 +311,7 @@ type ClientInterface interface {
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 	// | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
 	// Takes a body of the `application/json` content type.
@@ -280,6 +334,7 @@ type ClientInterface interface {
 	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; ask again later |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 	//
 	// Takes any type of body and a specified content type.
@@ -302,12 +357,101 @@ type ClientInterface interface {
 	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; ask again later |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v2/pos/inquireOrderDetail (the `InquireOrderDetail` operationId).
 	InquireOrderDetail(ctx context.Context, params *InquireOrderDetailParams, body InquireOrderDetailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetDocs This contract as a reference page
+//
+// A self-contained HTML reference of this contract; it loads nothing from elsewhere.
+//
+// Corresponds with GET /docs (the `GetDocs` operationId).
+func (c *Client) GetDocs(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDocsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetHealthz Liveness
+//
+// `200` while the process serves HTTP; it does not look at Redis. Restart orderhub when this fails.
+//
+// Corresponds with GET /healthz (the `GetHealthz` operationId).
+func (c *Client) GetHealthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetHealthzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMetrics Prometheus metrics
+//
+// Prometheus text exposition: requests by operation, `resultStatus` and
+// `resultCode`, latency histograms, idempotency replays, conflicts and
+// in-flight rejections, rate-limit refusals, Redis errors and signature
+// failures, plus Go runtime metrics.
+//
+// Corresponds with GET /metrics (the `GetMetrics` operationId).
+func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMetricsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOpenAPIJSON This contract, as JSON
+//
+// The contract the running orderhub was built from, converted to JSON.
+//
+// Corresponds with GET /openapi.json (the `GetOpenAPIJSON` operationId).
+func (c *Client) GetOpenAPIJSON(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOpenAPIJSONRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOpenAPIYAML This contract, as YAML
+//
+// The contract the running orderhub was built from, byte for byte.
+//
+// Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
+func (c *Client) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOpenAPIYAMLRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // GetOrder Read an order
@@ -390,6 +534,26 @@ func (c *Client) ListDeliveryAudits(ctx context.Context, tradeID string, reqEdit
 	return c.Client.Do(req)
 }
 
+// GetReadyz Readiness
+//
+// `200` when orderhub can take partner calls: its store answers and its
+// signing key and client registry are loaded. `503` while the store is
+// unreachable; it becomes ready again by itself. Send traffic only to
+// ready instances.
+//
+// Corresponds with GET /readyz (the `GetReadyz` operationId).
+func (c *Client) GetReadyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReadyzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NotifyDeliveryAuditResultWithBody Notify the audit result of a delivery batch
 //
 // **orderhub's role: the WorldTrade partner.** WorldFirst WorldTrade
@@ -417,6 +581,7 @@ func (c *Client) ListDeliveryAudits(ctx context.Context, tradeID string, reqEdit
 // | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 // | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
 // Takes any type of body and a specified content type.
@@ -461,6 +626,7 @@ func (c *Client) NotifyDeliveryAuditResultWithBody(ctx context.Context, params *
 // | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 // | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
 // Takes a body of the `application/json` content type.
@@ -504,6 +670,7 @@ func (c *Client) NotifyDeliveryAuditResult(ctx context.Context, params *NotifyDe
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 // | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
 // Takes any type of body and a specified content type.
@@ -547,6 +714,7 @@ func (c *Client) NotifyOrderCompletionWithBody(ctx context.Context, params *Noti
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 // | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
 // Takes a body of the `application/json` content type.
@@ -579,6 +747,7 @@ func (c *Client) NotifyOrderCompletion(ctx context.Context, params *NotifyOrderC
 // | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 // | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; ask again later |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 //
 // Takes any type of body and a specified content type.
@@ -611,6 +780,7 @@ func (c *Client) InquireOrderDetailWithBody(ctx context.Context, params *Inquire
 // | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 // | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; ask again later |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 //
 // Takes a body of the `application/json` content type.
@@ -626,6 +796,141 @@ func (c *Client) InquireOrderDetail(ctx context.Context, params *InquireOrderDet
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetDocsRequest constructs an http.Request for the GetDocs method
+func NewGetDocsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/docs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetHealthzRequest constructs an http.Request for the GetHealthz method
+func NewGetHealthzRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/healthz")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMetricsRequest constructs an http.Request for the GetMetrics method
+func NewGetMetricsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metrics")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOpenAPIJSONRequest constructs an http.Request for the GetOpenAPIJSON method
+func NewGetOpenAPIJSONRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/openapi.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOpenAPIYAMLRequest constructs an http.Request for the GetOpenAPIYAML method
+func NewGetOpenAPIYAMLRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/openapi.yaml")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewGetOrderRequest constructs an http.Request for the GetOrder method
@@ -743,6 +1048,33 @@ func NewListDeliveryAuditsRequest(server string, tradeID string) (*http.Request,
 	return req, nil
 }
 
+// NewGetReadyzRequest constructs an http.Request for the GetReadyz method
+func NewGetReadyzRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/readyz")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewNotifyDeliveryAuditResultRequest calls the generic NotifyDeliveryAuditResult builder with application/json body
 func NewNotifyDeliveryAuditResultRequest(server string, params *NotifyDeliveryAuditResultParams, body NotifyDeliveryAuditResultJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -808,6 +1140,17 @@ func NewNotifyDeliveryAuditResultRequestWithBody(server string, params *NotifyDe
 		}
 
 		req.Header.Set("Signature", headerParam2)
+
+		if params.XRequestID != nil {
+			var headerParam3 string
+
+			headerParam3, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam3)
+		}
 
 	}
 
@@ -880,6 +1223,17 @@ func NewNotifyOrderCompletionRequestWithBody(server string, params *NotifyOrderC
 
 		req.Header.Set("Signature", headerParam2)
 
+		if params.XRequestID != nil {
+			var headerParam3 string
+
+			headerParam3, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam3)
+		}
+
 	}
 
 	return req, nil
@@ -951,6 +1305,17 @@ func NewInquireOrderDetailRequestWithBody(server string, params *InquireOrderDet
 
 		req.Header.Set("Signature", headerParam2)
 
+		if params.XRequestID != nil {
+			var headerParam3 string
+
+			headerParam3, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam3)
+		}
+
 	}
 
 	return req, nil
@@ -1000,6 +1365,54 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetDocsWithResponse This contract as a reference page
+	//
+	// A self-contained HTML reference of this contract; it loads nothing from elsewhere.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /docs (the `GetDocs` operationId).
+	GetDocsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDocsHTTPResponse, error)
+
+	// GetHealthzWithResponse Liveness
+	//
+	// `200` while the process serves HTTP; it does not look at Redis. Restart orderhub when this fails.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /healthz (the `GetHealthz` operationId).
+	GetHealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetHealthzHTTPResponse, error)
+
+	// GetMetricsWithResponse Prometheus metrics
+	//
+	// Prometheus text exposition: requests by operation, `resultStatus` and
+	// `resultCode`, latency histograms, idempotency replays, conflicts and
+	// in-flight rejections, rate-limit refusals, Redis errors and signature
+	// failures, plus Go runtime metrics.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metrics (the `GetMetrics` operationId).
+	GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsHTTPResponse, error)
+
+	// GetOpenAPIJSONWithResponse This contract, as JSON
+	//
+	// The contract the running orderhub was built from, converted to JSON.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /openapi.json (the `GetOpenAPIJSON` operationId).
+	GetOpenAPIJSONWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPIJSONHTTPResponse, error)
+
+	// GetOpenAPIYAMLWithResponse This contract, as YAML
+	//
+	// The contract the running orderhub was built from, byte for byte.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
+	GetOpenAPIYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPIYAMLHTTPResponse, error)
+
 	// GetOrderWithResponse Read an order
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -1044,6 +1457,18 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /ops/trades/{tradeId}/deliveryAudits (the `ListDeliveryAudits` operationId).
 	ListDeliveryAuditsWithResponse(ctx context.Context, tradeID string, reqEditors ...RequestEditorFn) (*ListDeliveryAuditsHTTPResponse, error)
 
+	// GetReadyzWithResponse Readiness
+	//
+	// `200` when orderhub can take partner calls: its store answers and its
+	// signing key and client registry are loaded. `503` while the store is
+	// unreachable; it becomes ready again by itself. Send traffic only to
+	// ready instances.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /readyz (the `GetReadyz` operationId).
+	GetReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadyzHTTPResponse, error)
+
 	// NotifyDeliveryAuditResultWithBodyWithResponse Notify the audit result of a delivery batch
 	//
 	// **orderhub's role: the WorldTrade partner.** WorldFirst WorldTrade
@@ -1071,6 +1496,7 @@ type ClientWithResponsesInterface interface {
 	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -1105,6 +1531,7 @@ type ClientWithResponsesInterface interface {
 	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -1138,6 +1565,7 @@ type ClientWithResponsesInterface interface {
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 	// | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -1171,6 +1599,7 @@ type ClientWithResponsesInterface interface {
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 	// | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -1193,6 +1622,7 @@ type ClientWithResponsesInterface interface {
 	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; ask again later |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -1215,12 +1645,197 @@ type ClientWithResponsesInterface interface {
 	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; ask again later |
 	// | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v2/pos/inquireOrderDetail (the `InquireOrderDetail` operationId).
 	InquireOrderDetailWithResponse(ctx context.Context, params *InquireOrderDetailParams, body InquireOrderDetailJSONRequestBody, reqEditors ...RequestEditorFn) (*InquireOrderDetailHTTPResponse, error)
+}
+
+type GetDocsHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDocsHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDocsHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDocsHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDocsHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetHealthzHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r GetHealthzHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetHealthzHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetHealthzHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetHealthzHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMetricsHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMetricsHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMetricsHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMetricsHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMetricsHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetOpenAPIJSONHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *map[string]interface{}
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOpenAPIJSONHTTPResponse) GetJSON200() *map[string]interface{} {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOpenAPIJSONHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOpenAPIJSONHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOpenAPIJSONHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOpenAPIJSONHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetOpenAPIYAMLHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// YAML200 the response for an HTTP 200 `application/yaml` response
+	YAML200 *map[string]interface{}
+}
+
+// GetYAML200 returns the response for an HTTP 200 `application/yaml` response
+func (r GetOpenAPIYAMLHTTPResponse) GetYAML200() *map[string]interface{} {
+	return r.YAML200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOpenAPIYAMLHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOpenAPIYAMLHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOpenAPIYAMLHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOpenAPIYAMLHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type GetOrderHTTPResponse struct {
@@ -1423,11 +2038,54 @@ func (r ListDeliveryAuditsHTTPResponse) ContentType() string {
 	return ""
 }
 
+type GetReadyzHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r GetReadyzHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetReadyzHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetReadyzHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetReadyzHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // NotifyDeliveryAuditResultHTTPResponse200Headers the declared response headers of an HTTP 200 response for NotifyDeliveryAuditResult
 type NotifyDeliveryAuditResultHTTPResponse200Headers struct {
 	ClientID     *string
 	ResponseTime string
 	Signature    string
+	XRequestID   string
+}
+
+// NotifyDeliveryAuditResultHTTPResponse413Headers the declared response headers of an HTTP 413 response for NotifyDeliveryAuditResult
+type NotifyDeliveryAuditResultHTTPResponse413Headers struct {
+	ClientID     *string
+	ResponseTime string
+	Signature    string
+	XRequestID   string
 }
 
 type NotifyDeliveryAuditResultHTTPResponse struct {
@@ -1439,6 +2097,8 @@ type NotifyDeliveryAuditResultHTTPResponse struct {
 	JSON413 *BodyTooLarge
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *NotifyDeliveryAuditResultHTTPResponse200Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *NotifyDeliveryAuditResultHTTPResponse413Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -1485,6 +2145,15 @@ type NotifyOrderCompletionHTTPResponse200Headers struct {
 	ClientID     *string
 	ResponseTime string
 	Signature    string
+	XRequestID   string
+}
+
+// NotifyOrderCompletionHTTPResponse413Headers the declared response headers of an HTTP 413 response for NotifyOrderCompletion
+type NotifyOrderCompletionHTTPResponse413Headers struct {
+	ClientID     *string
+	ResponseTime string
+	Signature    string
+	XRequestID   string
 }
 
 type NotifyOrderCompletionHTTPResponse struct {
@@ -1496,6 +2165,8 @@ type NotifyOrderCompletionHTTPResponse struct {
 	JSON413 *BodyTooLarge
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *NotifyOrderCompletionHTTPResponse200Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *NotifyOrderCompletionHTTPResponse413Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -1542,6 +2213,15 @@ type InquireOrderDetailHTTPResponse200Headers struct {
 	ClientID     *string
 	ResponseTime string
 	Signature    string
+	XRequestID   string
+}
+
+// InquireOrderDetailHTTPResponse413Headers the declared response headers of an HTTP 413 response for InquireOrderDetail
+type InquireOrderDetailHTTPResponse413Headers struct {
+	ClientID     *string
+	ResponseTime string
+	Signature    string
+	XRequestID   string
 }
 
 type InquireOrderDetailHTTPResponse struct {
@@ -1553,6 +2233,8 @@ type InquireOrderDetailHTTPResponse struct {
 	JSON413 *BodyTooLarge
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *InquireOrderDetailHTTPResponse200Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *InquireOrderDetailHTTPResponse413Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -1592,6 +2274,84 @@ func (r InquireOrderDetailHTTPResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// GetDocsWithResponse This contract as a reference page
+//
+// A self-contained HTML reference of this contract; it loads nothing from elsewhere.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /docs (the `GetDocs` operationId).
+func (c *ClientWithResponses) GetDocsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDocsHTTPResponse, error) {
+	rsp, err := c.GetDocs(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDocsHTTPResponse(rsp)
+}
+
+// GetHealthzWithResponse Liveness
+//
+// `200` while the process serves HTTP; it does not look at Redis. Restart orderhub when this fails.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /healthz (the `GetHealthz` operationId).
+func (c *ClientWithResponses) GetHealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetHealthzHTTPResponse, error) {
+	rsp, err := c.GetHealthz(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetHealthzHTTPResponse(rsp)
+}
+
+// GetMetricsWithResponse Prometheus metrics
+//
+// Prometheus text exposition: requests by operation, `resultStatus` and
+// `resultCode`, latency histograms, idempotency replays, conflicts and
+// in-flight rejections, rate-limit refusals, Redis errors and signature
+// failures, plus Go runtime metrics.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metrics (the `GetMetrics` operationId).
+func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsHTTPResponse, error) {
+	rsp, err := c.GetMetrics(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMetricsHTTPResponse(rsp)
+}
+
+// GetOpenAPIJSONWithResponse This contract, as JSON
+//
+// The contract the running orderhub was built from, converted to JSON.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /openapi.json (the `GetOpenAPIJSON` operationId).
+func (c *ClientWithResponses) GetOpenAPIJSONWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPIJSONHTTPResponse, error) {
+	rsp, err := c.GetOpenAPIJSON(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOpenAPIJSONHTTPResponse(rsp)
+}
+
+// GetOpenAPIYAMLWithResponse This contract, as YAML
+//
+// The contract the running orderhub was built from, byte for byte.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
+func (c *ClientWithResponses) GetOpenAPIYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPIYAMLHTTPResponse, error) {
+	rsp, err := c.GetOpenAPIYAML(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOpenAPIYAMLHTTPResponse(rsp)
 }
 
 // GetOrderWithResponse Read an order
@@ -1662,6 +2422,24 @@ func (c *ClientWithResponses) ListDeliveryAuditsWithResponse(ctx context.Context
 	return ParseListDeliveryAuditsHTTPResponse(rsp)
 }
 
+// GetReadyzWithResponse Readiness
+//
+// `200` when orderhub can take partner calls: its store answers and its
+// signing key and client registry are loaded. `503` while the store is
+// unreachable; it becomes ready again by itself. Send traffic only to
+// ready instances.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /readyz (the `GetReadyz` operationId).
+func (c *ClientWithResponses) GetReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadyzHTTPResponse, error) {
+	rsp, err := c.GetReadyz(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetReadyzHTTPResponse(rsp)
+}
+
 // NotifyDeliveryAuditResultWithBodyWithResponse Notify the audit result of a delivery batch
 //
 // **orderhub's role: the WorldTrade partner.** WorldFirst WorldTrade
@@ -1689,6 +2467,7 @@ func (c *ClientWithResponses) ListDeliveryAuditsWithResponse(ctx context.Context
 // | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 // | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -1729,6 +2508,7 @@ func (c *ClientWithResponses) NotifyDeliveryAuditResultWithBodyWithResponse(ctx 
 // | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 // | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -1768,6 +2548,7 @@ func (c *ClientWithResponses) NotifyDeliveryAuditResultWithResponse(ctx context.
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 // | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -1807,6 +2588,7 @@ func (c *ClientWithResponses) NotifyOrderCompletionWithBodyWithResponse(ctx cont
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
 // | `ORDER_STATUS_INVALID` | F | the order is `CANCELLED`, `REJECTED` or `ORDER_FAIL` and cannot be completed |
 // | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -1835,6 +2617,7 @@ func (c *ClientWithResponses) NotifyOrderCompletionWithResponse(ctx context.Cont
 // | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 // | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; ask again later |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -1863,6 +2646,7 @@ func (c *ClientWithResponses) InquireOrderDetailWithBodyWithResponse(ctx context
 // | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
 // | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
 // | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; ask again later |
 // | `UNKNOWN_EXCEPTION` | U | unknown trouble; retry |
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -1874,6 +2658,106 @@ func (c *ClientWithResponses) InquireOrderDetailWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseInquireOrderDetailHTTPResponse(rsp)
+}
+
+// ParseGetDocsHTTPResponse parses an HTTP response from a GetDocsWithResponse call
+func ParseGetDocsHTTPResponse(rsp *http.Response) (*GetDocsHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDocsHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParseGetHealthzHTTPResponse parses an HTTP response from a GetHealthzWithResponse call
+func ParseGetHealthzHTTPResponse(rsp *http.Response) (*GetHealthzHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetHealthzHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParseGetMetricsHTTPResponse parses an HTTP response from a GetMetricsWithResponse call
+func ParseGetMetricsHTTPResponse(rsp *http.Response) (*GetMetricsHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMetricsHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParseGetOpenAPIJSONHTTPResponse parses an HTTP response from a GetOpenAPIJSONWithResponse call
+func ParseGetOpenAPIJSONHTTPResponse(rsp *http.Response) (*GetOpenAPIJSONHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOpenAPIJSONHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetOpenAPIYAMLHTTPResponse parses an HTTP response from a GetOpenAPIYAMLWithResponse call
+func ParseGetOpenAPIYAMLHTTPResponse(rsp *http.Response) (*GetOpenAPIYAMLHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOpenAPIYAMLHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "yaml") && rsp.StatusCode == 200:
+		var dest map[string]interface{}
+		if err := yaml.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.YAML200 = &dest
+
+	}
+
+	return response, nil
 }
 
 // ParseGetOrderHTTPResponse parses an HTTP response from a GetOrderWithResponse call
@@ -2031,6 +2915,22 @@ func ParseListDeliveryAuditsHTTPResponse(rsp *http.Response) (*ListDeliveryAudit
 	return response, nil
 }
 
+// ParseGetReadyzHTTPResponse parses an HTTP response from a GetReadyzWithResponse call
+func ParseGetReadyzHTTPResponse(rsp *http.Response) (*GetReadyzHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetReadyzHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
 // ParseNotifyDeliveryAuditResultHTTPResponse parses an HTTP response from a NotifyDeliveryAuditResultWithResponse call
 func ParseNotifyDeliveryAuditResultHTTPResponse(rsp *http.Response) (*NotifyDeliveryAuditResultHTTPResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -2085,7 +2985,45 @@ func ParseNotifyDeliveryAuditResultHTTPResponse(rsp *http.Response) (*NotifyDeli
 			}
 			headers.Signature = value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 413:
+		var headers NotifyDeliveryAuditResultHTTPResponse413Headers
+		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ClientID = &value
+		}
+		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ResponseTime = value
+		}
+		if values := rsp.Header.Values("Signature"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Signature = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers413 = &headers
 	}
 
 	return response, nil
@@ -2145,7 +3083,45 @@ func ParseNotifyOrderCompletionHTTPResponse(rsp *http.Response) (*NotifyOrderCom
 			}
 			headers.Signature = value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 413:
+		var headers NotifyOrderCompletionHTTPResponse413Headers
+		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ClientID = &value
+		}
+		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ResponseTime = value
+		}
+		if values := rsp.Header.Values("Signature"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Signature = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers413 = &headers
 	}
 
 	return response, nil
@@ -2205,7 +3181,45 @@ func ParseInquireOrderDetailHTTPResponse(rsp *http.Response) (*InquireOrderDetai
 			}
 			headers.Signature = value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 413:
+		var headers InquireOrderDetailHTTPResponse413Headers
+		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ClientID = &value
+		}
+		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ResponseTime = value
+		}
+		if values := rsp.Header.Values("Signature"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Signature = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers413 = &headers
 	}
 
 	return response, nil

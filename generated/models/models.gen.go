@@ -265,6 +265,9 @@ type RequestTime = string
 // Signature defines model for Signature.
 type Signature = string
 
+// XRequestID defines model for XRequestId.
+type XRequestID = string
+
 // BodyTooLarge defines model for BodyTooLarge.
 type BodyTooLarge = ErrorResponse
 
@@ -293,6 +296,11 @@ type NotifyDeliveryAuditResultParams struct {
 	// signature of `POST <path>\n<Client-Id>.<Request-Time>.<body>`,
 	// URL-escaped.
 	Signature Signature `json:"Signature"`
+
+	// XRequestID The caller's id for this request, for tracing; echoed in the response
+	// and named in orderhub's logs. Without one (or with one that is not
+	// 1 to 128 visible ASCII characters) orderhub makes one.
+	XRequestID *XRequestID `json:"X-Request-Id,omitempty"`
 }
 
 // NotifyOrderCompletionParams defines parameters for NotifyOrderCompletion.
@@ -311,6 +319,11 @@ type NotifyOrderCompletionParams struct {
 	// signature of `POST <path>\n<Client-Id>.<Request-Time>.<body>`,
 	// URL-escaped.
 	Signature Signature `json:"Signature"`
+
+	// XRequestID The caller's id for this request, for tracing; echoed in the response
+	// and named in orderhub's logs. Without one (or with one that is not
+	// 1 to 128 visible ASCII characters) orderhub makes one.
+	XRequestID *XRequestID `json:"X-Request-Id,omitempty"`
 }
 
 // InquireOrderDetailParams defines parameters for InquireOrderDetail.
@@ -329,6 +342,11 @@ type InquireOrderDetailParams struct {
 	// signature of `POST <path>\n<Client-Id>.<Request-Time>.<body>`,
 	// URL-escaped.
 	Signature Signature `json:"Signature"`
+
+	// XRequestID The caller's id for this request, for tracing; echoed in the response
+	// and named in orderhub's logs. Without one (or with one that is not
+	// 1 to 128 visible ASCII characters) orderhub makes one.
+	XRequestID *XRequestID `json:"X-Request-Id,omitempty"`
 }
 
 // PutOrderJSONRequestBody defines body for PutOrder for application/json ContentType.

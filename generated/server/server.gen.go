@@ -155,6 +155,21 @@ func (w *ServerInterfaceWrapper) NotifyDeliveryAuditResult(ctx echo.Context) err
 	} else {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Signature is required, but not found"))
 	}
+	// ------------- Optional header parameter "X-Request-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Request-Id")]; found {
+		var XRequestID XRequestID
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Request-Id, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", valueList[0], &XRequestID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Request-Id: %s", err))
+		}
+
+		params.XRequestID = &XRequestID
+	}
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.NotifyDeliveryAuditResult(ctx, params)
@@ -219,6 +234,21 @@ func (w *ServerInterfaceWrapper) NotifyOrderCompletion(ctx echo.Context) error {
 		params.Signature = Signature
 	} else {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Signature is required, but not found"))
+	}
+	// ------------- Optional header parameter "X-Request-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Request-Id")]; found {
+		var XRequestID XRequestID
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Request-Id, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", valueList[0], &XRequestID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Request-Id: %s", err))
+		}
+
+		params.XRequestID = &XRequestID
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -285,6 +315,21 @@ func (w *ServerInterfaceWrapper) InquireOrderDetail(ctx echo.Context) error {
 	} else {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Signature is required, but not found"))
 	}
+	// ------------- Optional header parameter "X-Request-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Request-Id")]; found {
+		var XRequestID XRequestID
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Request-Id, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", valueList[0], &XRequestID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Request-Id: %s", err))
+		}
+
+		params.XRequestID = &XRequestID
+	}
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.InquireOrderDetail(ctx, params)
@@ -347,7 +392,17 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 }
 
-type BodyTooLargeJSONResponse ErrorResponse
+type BodyTooLargeResponseHeaders struct {
+	ClientID     *string
+	ResponseTime string
+	Signature    string
+	XRequestID   string
+}
+type BodyTooLargeJSONResponse struct {
+	Body ErrorResponse
+
+	Headers BodyTooLargeResponseHeaders
+}
 
 type OpsAccessDeniedJSONResponse ErrorResponse
 
@@ -595,6 +650,7 @@ type NotifyDeliveryAuditResult200ResponseHeaders struct {
 	ClientID     *string
 	ResponseTime string
 	Signature    string
+	XRequestID   string
 }
 
 type NotifyDeliveryAuditResult200JSONResponse struct {
@@ -614,6 +670,7 @@ func (response NotifyDeliveryAuditResult200JSONResponse) VisitNotifyDeliveryAudi
 	}
 	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
 	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -624,10 +681,16 @@ type NotifyDeliveryAuditResult413JSONResponse struct{ BodyTooLargeJSONResponse }
 func (response NotifyDeliveryAuditResult413JSONResponse) VisitNotifyDeliveryAuditResultResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ClientID != nil {
+		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
+	}
+	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
+	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -646,6 +709,7 @@ type NotifyOrderCompletion200ResponseHeaders struct {
 	ClientID     *string
 	ResponseTime string
 	Signature    string
+	XRequestID   string
 }
 
 type NotifyOrderCompletion200JSONResponse struct {
@@ -665,6 +729,7 @@ func (response NotifyOrderCompletion200JSONResponse) VisitNotifyOrderCompletionR
 	}
 	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
 	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -675,10 +740,16 @@ type NotifyOrderCompletion413JSONResponse struct{ BodyTooLargeJSONResponse }
 func (response NotifyOrderCompletion413JSONResponse) VisitNotifyOrderCompletionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ClientID != nil {
+		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
+	}
+	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
+	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -697,6 +768,7 @@ type InquireOrderDetail200ResponseHeaders struct {
 	ClientID     *string
 	ResponseTime string
 	Signature    string
+	XRequestID   string
 }
 
 type InquireOrderDetail200JSONResponse struct {
@@ -716,6 +788,7 @@ func (response InquireOrderDetail200JSONResponse) VisitInquireOrderDetailRespons
 	}
 	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
 	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -726,10 +799,16 @@ type InquireOrderDetail413JSONResponse struct{ BodyTooLargeJSONResponse }
 func (response InquireOrderDetail413JSONResponse) VisitInquireOrderDetailResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ClientID != nil {
+		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
+	}
+	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
+	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1016,108 +1095,119 @@ func (sh *strictHandler) InquireOrderDetail(ctx echo.Context, params InquireOrde
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hz/UuM4tv+rqLzfqoFZJzhpoOlQ+0caQk+mGeCbhNndmXRhYSuJBkfySgp0bsO/+wD7iPskt44k27Lj",
-	"EOhuZvbOztS928HWj6Ojo/PzI3/yIj5POSNMSa/zyZsRHBOhfx4llDDVj+F3TGQkaKooZ17HG80IEuQf",
-	"CyLVNxKFpmGjH4c+ItGMk/gQ4WtJmEKcJUt0NyMMqaIPmuEYMc5I0/M9Gc3IHMMcc/zxlLCpmnmdVvvA",
-	"99QyJV7Hk0pQNvUeHnxvQGTKmSQjOierVP21mMY0Q3dYojmOiY/6w3N0sB+00B1VM8QnE0kUzA4UUUFi",
-	"r6PEgqyhZn+3jpghnTKsFqKGkhAnUy6oms3/Mhh223v7Prohyx+JkJSzv4wXQfAqOtP/EB/JbBz74hYn",
-	"C2Jehj7CyR1eSkRhZVSOGRcxER2k/5ktrr+RRX/EJyi8OB+OkBkoxWpmxhmPmXmU75R53jRPM7Y2gK+l",
-	"N9c8XlpSmmP2VH61gnYNxx58L8UCz4naKF/9mDBFJ5RIvZ8RThIiEGYxkiQhkXIffyNRurhOaAQshi0l",
-	"H/E8TWDqdtBuB29au4H5r+X5HoXhjYx7vscwyJGXc+XJCwTxnFOW/10vrFrYN8qqORIgqnBiOrWiOmZb",
-	"YTtovWkEu41gd9Rqd4KDzt7+n4O9zqsg3EZcIJLyaIbmNEmoJBFnsYROrddB8V+43UQgtSRG5COOVLJE",
-	"dlazuS7n1sy1joV2sVqCnnOsNjHxsw9Z6/GD1UERn89xQxKQSUXiMUsxFRJtyRRHRCI8UUQYMYOGEnE9",
-	"L04OUVhME6KYTPAiAYnk0HrMEqxgP2/IcruJQFHqaRE1MnuNJdnfRYNhdzjsNi7eHw1bjdvW1R4aftdt",
-	"tPf2x+xrHOdiL9adZn/MLgenDSIjnJK4uv1P5+z73uxvavbL7vX3B0Hru3/cHdzg09ve+ygYUHrwXp5d",
-	"4v+5e33z0/SXj8t3w4vF+U+7B8HeweWP31/e3AzaLXr85vub796+G6yTq2L/n6V7HherBxjLqDytiN7y",
-	"eDni/BSLqZaziDNFmIKfOE0TGmHY+p1fJMjdp4xPuqtyusnFfI7F0uvoAZHiHCX6ne9pGYA2gshFoopf",
-	"RzwG0i66g+4PV/3T09677qleKrz8gUiJYWwv0xKwg1qUnLFN26HCaiG9jncCC3xwufP/BJl4He9PO4Wl",
-	"3zFv5U5PCC4y/W9Ys2rqs1n1jHAoMMsNEBIExxJt7e+i9/Qtul5mJ2K7owWeMwJHSyhGRKN70UeYyTsz",
-	"iIIxGVfou9HoArWDwDcqD7qFJY6EiLBbkvCUgKQ++N55KrtRRKQ8JoyS+Jmbhitdi40743BcaYwUvyHs",
-	"CRvXPTrqDYdXx72zfu+4ZuMMlbDQWE/X/HU2jGABPIZFwNxzKiVlUzATd4KzadPy8ALscT9JyBQnz+Rh",
-	"Wula8LCLJpQkMboWBN9YS82ZEjhSX+EkaLkzvOsUqhWkiDOtMmE+nCT8jsTmvXxxlndR7tgAi1V2ZHIO",
-	"UJmzIGP9Jbth/I71PkbEDvMs9i9quhdbMCBKLBFYIvEEll+evT87/+vZVe9vR72LUf/8rE6OGYLDCy4X",
-	"CBKVaIJpQmIf3c1oNIMHEV5IEoMGsMSBapCcyRqZv/y6G2CZiZTgi+sEfOpFNNO+jeICT+FAANULJgiO",
-	"Zvg6IYdIAI+aXkGF5usxSegtEcvuIqZmI+KYGsN/IXhKhKKwAROcSOJ7qfMI3BOnb7bUx1d2XNNFr848",
-	"fotVNDMO8uPhCDA4IvSWxF1N9YSLOVZex4uxIg1lnLLNQ2gjsy7gC/P3YXbOGAcv3Yip0eiCRHBCYyP0",
-	"ZtebG+d+cI37zyvL92tZ6xJcWv+HfHx+/QuJFKytxOhTKr9ob/UTqsj8efsLdMzxx77p2AKPPKcUC4GX",
-	"0EAJHJOnbHmFZ1k/v0rqRm4Uklrxr8G2XYxCvdPZoCjm0WIOa0RYEASWNFUQ74eD3ve9I9N6qd8JAtMZ",
-	"k0fYYg5UmiE93zOtHeLssnzvYwMaN26xABdQQq8acrt6Yq92KQM9sffhwffKmuN5W15oy8d2eGBaVbfD",
-	"dq5jfu+jIizuswlfT5BxcMv7cSIIacDBRuSjEhhRZk45nD18zRfK+FtgH32EFZpzqVA72D1A0QyD6SEC",
-	"gj1BMUSIMajH74fnZ7A9KzT2mV7KOQx2TBSmiQ0qnkfycWOouCBojpcIx7FxDORhbiDM31pa6JRxYYSl",
-	"ug16Yk3KOtWUzaMXj2hc0Tjtvb3NkWZ590pzfngihz5LzEhJHB41g0XLB991hDZ1PHeaPvheyuWj3Lw4",
-	"H6JU8Fsa6+xKzlR0IYhN6oGBBce2jtE1duVlDtIZWJ9lSQGYQT5LVv/KRRKPQIs+Q1zRFmYxiviCKaT4",
-	"HRaxdLM630hEdSpLLbdXJftF/YXVbc1V+DW0QjTW0RY1aShtPmoM9aOnZqPLQGMyT7kiLFqiG7I0boNx",
-	"13O/4fmTOiZydUpnG3W7VW3wlLRTjTLQtnXVyj7uozxTbP+j7JShU2uKIw6BB9Cz8WitIfGLxeQQycV0",
-	"SqQiMdJGMORGh12BdysVnqfhs9W+/1talzzdvMHSrNmH/yhZ0dQ9k5ZIEKy+KGD5rU3nEyxfVbo2dlmk",
-	"8Rdx5XFPprSCMiN8Z0NcMtZu97q44R5J/QbdowllOEH3aE4wgwD8fszuG41G/v9jdo/C88Fxb3A1vNSZ",
-	"tBDdI8bRvTZK4IhYogrfFpleJpLoHZc6zImIZpipPC5BVNn2F4PeRXfQP3uXdzA5gVSQFIMlN80Gve7x",
-	"3/MmgmCdyEUpjW7QItV1FvYLX9rWR+c/XJz2LBVLAkuOOSPZ2+7ZUe/01H0bYRaRJHGmgzDIbVFaRhZC",
-	"FcswzDrp9k+LLnIpFZkjKuUCeIQmi2RCEwjSdJJmITRBThRW4rjnexkvPd/L2aRjtO7x3z3fy1cJv7M1",
-	"5TGc/lmQ9cSQzpEg89P4k15Jtrp2F8tPL/SOmZGdxwPYq/Ijqy6rAxxlm1AdwDC7/FT/PME00fHkxcIc",
-	"pc8zg/93XP0vtHBrlUydMhnkNulRVq4Szxcq4nOd9MU6M1kXPBZ5znoQA7xHEY/JISI4miHobWLqhMqs",
-	"0MxjIuEMmtqF1I5zudRcHKbNWbZSZvXTSi55tphj1gDVg68TcNvz11nazaG6TIXMT9Gmanw1I/sUhyAT",
-	"q1q3wEnK5SyvLnb97q/NQQ3DLNT0UXgS5gptS5uWbR+Fl2Een23pnO62m3CCHTnxfO/yiXrJJafQSe7T",
-	"E0NB5anNQHsfdD6ZRAtB1XII7LMlp3hO2UgXlWoF0YgdtzUb3yr67y7fXnWPf+ifXY3O3/fOwhwvA8sw",
-	"RZ4iezNTKjXJcWo1TMSZwpE+WracmlXtvJUUel7Pk6ktWghCkC3coe5FX2bS12UKvRN8kaIJntNkqXEZ",
-	"aYKXEuExi+lkQgTYHsETgijTx6ozZmC+isN17yJYdMv7DOZR6ySwOic4tPYyc9DTBCsdG9wjzFB/+CPa",
-	"QUOMCxVnjShdyd2EjsdRNEbdhKZ4mY/vklITv2WDOCFoxr978/CECqnc9/fAlz/9SeME5uaUjFlPR+kO",
-	"6xGVBgkQmgIp1ok7XWMas63wyJSNGqNlSjqoWjk61Ok/SdRfLkcnjYNwu4ms9ZIowkIsDWzB4r7KYK7Q",
-	"hRKEeqPDvCIfHuZAKzvSmDm90ZaBgqGJ4HM3KbKtx3UQRysDNx2uWF2X1X8z7tgqslb9FU5l1eSMV6Gw",
-	"u2OUzqFZr3no68ohEKd7GcfV16vJwEfWylgJdpWd69iiuxlWLlgp5uCb1Ymy9nGtUis7jCfwxmo4P3ee",
-	"Y66J1LoNYYmoPEQT+rGEHjL9L6F/rgytW8gFYkTdcXGTlce2tWcLo+Xldonn5QKPFsxBYWckkjPtJl8v",
-	"EU6SkmIosQYUP1rhk0YA1nOj8PuHZW5UEAD36ATONQJNBosytd+6EuuhdaL1cdLtzU6a9J2PGLk10B5q",
-	"R5F2xv7Zj93T/vFV96KfzZfvaJyJF2UGIQB85RBpKHpL0FbG9hSr2bYTo+TggGzErCEXKKYSTHxcPnRc",
-	"WHeG2BlsMVtx/dSsFYgpEz3svzvrji4HvWwi50BlAAAfzXECGpLEORbAzylycU2ajMrxn4MO1OCPPTSn",
-	"bKGINIfbUeVRwqObTByrdWWg7FIr56WawbEhicwqsbkqzKmW2VnPhHy+kApdE40+InEhvDkOcDDs6vzR",
-	"lq56XFMl/TFbhVrpjhZvtY24FQYDiUPXSwUzj1kYhmP2QvArO/qYkea0aUFeO7ftnZTLnVXjNB6zSM/U",
-	"ar9qtoP2biNoNYLWKAg6+v/+HBx0gqD5aVyJ9sdeZ+x9HHsPoT9mOnGPpSMVHfRcAJ0Br/nIQY5ZONmY",
-	"bRn4HGWwu1kVymLpCugcsJ4vVBlCp/VxvokFfg7dEqFBoNvNqihSWQuTRFyM2SoQ0s9Epop61BYmn9k5",
-	"hcAvAzSlSiJBplQqAuqvgJrKJnJNkZ+rdIjAMx1OpQH02QSGVrN32Cpe59jorOctEWP2cgDeQ4SRICkx",
-	"aMdS6X5KVKYiwUExKypBi/EUU5bZ5X6Rrx0zYKG646Vkra2RZM10xci1LlspEZbvJZ9hu+PQWEBj11op",
-	"8BuyF2OmMTe1SzHk+/pwowkX+oevu8+wRIyjyUKoGVBDJhMSWclYmc96FIWPmyHjBJlo8As0GLPwJNwJ",
-	"B72LXnd0Nej9/6v+2dH52bA/HPXORmETdVG8MD4aMaAJ8DZuiUR3M5oQh3gtPYomSZ6r4iBhJDarDC/D",
-	"nRol27EKlaomOmfJ0jgSY5YFr1vggWiP6yTctpX6OZlfg3wfWtwr1s4EzkaSxdRjhieCyFkTde145RE0",
-	"e7FCCcFSofYemvEFTPq6bX85CMFMns6z4IewOOWUKWnEKv8TKTydgp3MAwgZ6nmdIwQWTEdZVCobZHQv",
-	"+v6YpYIrk0UD36WEjdPbnDuT2aGkDIul6xASCfwaM1cGXZfSwGcVVUkpxvK9W6PivI7XagbNQOdyUsJw",
-	"Sr2O96oZNF95vgenXMeIOzyVO7q33PlUVuUP8H5KdCiX86Afex3vHTFtvAqmtR0Ez4SUSYhx4iqWL8py",
-	"aIbXLpzMSeB7xizta7N00GntdYLgp0rup1NKJLqZKfijocH6e8FuwyL1q7lzL43lVbsVvGm3gyAI2q/a",
-	"ewe7V1mvIHgVvAleHcCzVil/XabtTSdod1qtn7xnwM8Mf9dALfUKNahv13C8bqR8Z3aqoEvdr/WkfiXA",
-	"q+63+8wd1rSecdX7aAFQJeCrxsytbPIazKBJ+J6dj656f+sPRzWIwZw5JhQCT5bAvC+PgC2tRW/NXvDq",
-	"SSxeAWW62Ryv83M5j/Pzh4cPfgl1iWOUQaNBIeCpzikVSkvnkN1LMD8/td6owfGgKQpo/Epp50n4+Cfk",
-	"cj/4XrpQq3mqI33epQsz4gKZkya1uelmpZ9ohtmUGI99wiGAMV6eWdIvfCEY+OkTLu6wiPUtsc5KJejf",
-	"//yXW+f59z//Be5RUcfR723BRv8uyjGHbmlF30G7JhMuwPHOBzwsVWi0QXSrKzqyAV+WcdYwsbhZ3OGY",
-	"uX+CbOuA0qx5+xBx8CTuqCRoN3iTr2rUHV0Or2y0FjbHLCzKAaGGnCh8Q54D3NJWp2wNsvpEoT/f8nj5",
-	"XGh3XmAp2wIr2ZXCmassygUOBcHtGQfr114pY5QqTRuMwTOUQ7VA81DOVsPBeHgRS6n9Rf38swzlC3Hu",
-	"pczoQacdaMq/qhnNENsk/o0M6pvPMahmX/omLbR6FaLQFCjCEHZZRfFkI1vWHI9aWjtPbnCx1bw008i/",
-	"zvWTshGgspTGul46tXxrCX5FI22MWGG4NhrsB9845hr6JXc+WQjYw84qJNw66KsMsTkNDC2zjDafIGIQ",
-	"1WVcnq2y6Gl8Q5rhWliBnEFAzxCZp2qpa5Umyco4M/eeM0B8c8VInFKpjsvEP8ErWQOsq3FMCpDcV7oG",
-	"+uGLNTbO96iQhHNW4NcN790jWd3dn9fgNQtI+woI0zt+Czoz2A9auTIuLmnUWIL2T6VLDaYJdB8FB629",
-	"IPip8TpuRa+wBxzJUZDeyJ2l/Wp37zlaefVixJpD7Qqv/E3086+jIIAH5SsPpZWbkpNm/mMa47aV64ed",
-	"tQVD7WxxWaM0vv22Uh7trKksNr/9tr60OGaKJIlx1rNizd2MgGu67kKHXplRQncEfOX8dHCRQ5EO3Zuf",
-	"ERexLBSTczBCNOFizLZCK6ahv6q/tp3rnjVJPUXnBFE1ZiVthrrmXlv57tHEXrvT2RmzBEHSRGefdeBB",
-	"sEgoEYgzorNO/XW5yabLZI13jyXCNTed7rDUWVSEIxC3hMTTrCgRDkO0SJHi6LVehfRtWq2N5pT5qBWU",
-	"/h2zFpr5qA3/s49mmgGtPTRDW+1dNENt3Utn1pNku8R/k3TTSeoiv5dwlt/SBUr1eotFfSPzvW8YyU7x",
-	"lFi0S13NRi/JmHSd2rRpSqokkjotXmYOjCaNQQovQ4dcS9+YhZdhdm0QyxuZb55JNroyTsSEi7muKhCq",
-	"RTfCEjbQaYQTyR0hDi8G57rqZqK4rRMfMUJiaWA1Y0aZIuKWMKDVZabNA2eYIr3FpqPG/cSFUwUiAdHu",
-	"5qrno7DHSuFTVVSsySrby3SPFkTNbdvilq9vbodzc98X1oVtsZQvlKSx2TrCFvMvLVN+SXWyfEuiKDTk",
-	"bNbFn2VdHZLKfCUwyh1lMb/LAZX1Wfd8VirLGX1gT2JwnnkGfzXFv6GguajeP3XVkTsdhQCnJqHvFEFX",
-	"3LW19wVWvbY601g02ck/uPLgb2zrfr3kCc2L7zQYb+1zcw/G5KyG1lqng+qqvX641nH7TC9tswe2yf+C",
-	"UTTE7YkrEQX4dMNK7M3JjStpr13JG7OSA9KOd6+9r+ZJbryO9SK5GFMtHJB/9FnEmTZIrIbrOSf0iXdO",
-	"OtPZOn3KnxCRr1Eva4Ly8qSPqxn3Cx/ronQ/B3hWbvsbM/EE+guYapXeAjpamXloZv6v+uDA5itaa4Kk",
-	"4sL7ynfUGgaDXTetbevqZ69U0t/UsfRdtOpXkx7r6KhtWNBu6wkRVulrOUYoiyoS8G3Vl9GRRTnP4QRP",
-	"RfySBU/tnTS2pdCdWuTnsyOnKkQU4qauwYhulSCi26XAKQOUmjJ9lgCnUuPUHO9xjsWNUxgZM6cWoR3F",
-	"UTXlZRwnmdVXdRAj+LxaBPGdCohfLn/oioUpfzRRxho2LcjMPrFjFU+JKP08h6xsZTAqFHF2S8SUyO1D",
-	"Z70s05Pl0gfacioovlNy8UullO0s8XlNxiyvJz8ehqGtzdf9tjvaF3fq8pkS1XCPMpTB4kXh7wwOaVE6",
-	"TbM7+V7HJBUkspUu68xShib4li8E4pMxC9dLqE55hocQNFCJbkiqdHgDq8aKXtOEquULRA65XJauJH1+",
-	"1GCTkBogiNQyJb/DUKFSws5mgyBQc9MmJ5yAwRZRwtIAlcKeQ7OzKbWnRNPrlhz1XfLsqDjIi995aFPV",
-	"7b/DsEaSar0wu5vm1h8cv6nw21v7e639Vwev26393f3263bQilqvMW7tf2Fxz3Hq8tu7j5BnrEkZyrGO",
-	"ZKAiqPx3ZfXMVemLlOvWsK738+ORNffXXyQW+Y/G16wJHkauooqcC5N/hBJfMZRYd3v/8TACubcc9dWD",
-	"HHmY3WKwn+9wwIp/BB8VV90V6izksOGAE2/UIu+fHWa498cgxMjCjjzPnRH2jRyzaCG0GbbOtC7fVioN",
-	"YMMTLhVYXTgSTTQgOG5wlhgvMizwH+BaOHgEGx+4GCMM8Y/9hA9MNmahK9rahIfD8FC74id2gEuLn8oh",
-	"rzT/YvCLOLG6PAG8lxlw7BE3dsUx+8Of/QJ/9qk+4GMe3epnsX6P7pzVFGXDZZf+mEP3Ao5addYn+mlf",
-	"391a/8m4P3ytOl/rV0dR+n94cl/kyT3yxb9H3Tiwo77zzTy/MHb/tb5aprUMEsWYez6pw+I5ntpD/nTl",
-	"oxnle/pbMZ1SpdOUXJBte+a6F30tBBallg0MZqPmS4ArV/VL99uccZzs9epQ7v2k7JITSPCWewtp2zf5",
-	"GcWRJAotUu15USZTEhnvkDjzOVCjhw8P/xsAAP//",
+	"7H37chu3FferYLbfTKR0SS1pSZap6R+MRCVMFEklqSRN6NFCuyCJaAkwACiZjfVvH6CP2Cf55hxgd7G8",
+	"6GJbSb+v9rQxucTl4ODgXH9Y/x4kcjqTggmjg9bvwYTRlCn8eJRxJkw3hc8p04niM8OlCFrBYMKIYr/N",
+	"mTZfaBLbhrVuGoeEJRPJ0kNCrzUThkiRLcjdhAliyj5kQlMipGD1IAx0MmFTCnNM6btTJsZmErQazYMw",
+	"MIsZC1qBNoqLcXB/HwY9pmdSaDbgU7ZK1Y/lNLYZuaOaTGnKQtLtn5OD/ahB7riZEDkaaWZgdqCIK5YG",
+	"LaPmbAM1+7vriOnzsaBmrtZQEtNsLBU3k+nfev12c28/JDds8QNTmkvxt+E8il4lZ/gXC4nOx3E/3NJs",
+	"zuyPcUhodkcXmnBYGddDIVXKVIvgX5P59Re67E/kiMQX5/0BsQPNqJnYcYZDYR8VO2Wf1+3TnK014Gvl",
+	"l2uZLhwp9aF4Kr8aUXMtx37q2f1/gkj9VHNtQaqsAHFDUKQomWt6nTEiBQuJNBOm7rjGrwVbcNcPCTea",
+	"ZHKsiaBTRvjTdxzlb8pF8X11OfdhMKOKTpl59Lh0UyYMH3GmUTwTmmVMESpSolnGEuM//kKT2fw64wlI",
+	"DNDL3tHpLIOpm1GzGb1p7Eb2TyMIAw7D2yMbhAGsMmgFxSZ/wtXC2cP9ePTo2RMOJw92q7X25A3FVtyM",
+	"Gm9q0W4t2h00mq3ooLW3/9dor/UqireJVITNZDIhU55lXLNEilRDp8brqPwTb9cJHEKWEvaOJiZbEDer",
+	"lVWfcxvm2sTCXPhwtc/QEo8x8YN1RuNhPdEiiZxOaU0zkEnD0qGYUa402dIzmjBN6MgwZcUMGmoicV6a",
+	"HZK4nCYmKRvReQYSKaH1UGTUwH7esMV2ncAhxWkJtzJ7TTXb3yW9frvfb9cuvjvqN2q3jas90v+mXWvu",
+	"7Q/Fp9BO5V5sUk7hUFz2TmtMJ3TG0uXtfzpnv+tMfjKTX3evvz2IGt/8dndwQ09vO98lUY/zg+/02SX9",
+	"593rm5/Hv75bfN2/mJ//vHsQ7R1c/vDt5c1Nr9ngx2++vfnmq697m+Sq3P9nqdLHxOoxxVqoFp6SkVRo",
+	"SvKjGtoniiZcjA+d/bb2prSkQwHaChaBP3nWB9RrnfzIzUTODergLancWReMmAk1ICxCmqFogFQ1mgfk",
+	"lmsOGrzdP+p2STKhiiagRrd9BX7DNAyxvJmvR6+SN3SvWdu9brDabhrR2hu697rWHDWS/VHEDq4bGzWj",
+	"b1WCZxmve9gvywtU9l/JdDGQ8pSqMZ7lRArDhIGPdDbLeEKB/Tu/atiD33Pysavxuun5dErVImjhgMRI",
+	"STL8LQzwnEEbxfQ8M+WnI5kCaRftXvv7q+7paefr9imKE/z4PdOawthBronhlOBx9ca2bfuGmrkOWsEJ",
+	"LPDe58f/UWwUtIK/7JTO4Y79Ve90lJIqdxksa1YlLp8VZwSBo6XUEMVoqsnW/i75jn9Frhe51tluodBJ",
+	"wUB9KSOYqrUvuoQKfWcHyWWJfDMYXJBmFIVW1KBbXOFITJi4ZZmcOQFa8Wtr9rCsW6lru1NYdM/1rOUG",
+	"8KGOFT91We0/1LFsCKfal9ZHOnoaAHfkfKbbScK0PmaCs/SZIkqXupZieibBAPCUGHnDxBPEtH101On3",
+	"r447Z93O8RoxtVTCtqY4Xf2PEU9GFUgULALmnnKtuRiD43GnpBjXA8vDC/DwulnGxjR7Jg9nS11LHrbJ",
+	"iLMsJdeK0Rvn+0kBGth8gnOPp8zyrlUaazgz6CCPcD6aZfKOpfZ3/eIsb5PCVSbSuiGoIAoOcF2wIGf9",
+	"pbgR8k503iXMDfMs9s/XdC+3oMeMWhDwbdQTWH559t3Z+Y9nV52fjjoXg+752To5FgRUFVhaECSuyYjy",
+	"jKUhuZvwZAIPEjrXLAV954gDRail0Gtk/vLTboBjJjFKzq8zCDrnyQS9ZSMVHcOBAKrnQjGaTCC6OiQK",
+	"eFQPSiqQr8cs47dMLdrzlNuNSFNuXckLJWdMGQ4bMKKZZmEw8x6BY+L1zZf68MqO13TB1dnHX1GTTKx2",
+	"fDheBwYnjN+ytI1Uj6SaUhO0gpQaVjPWzX98iAe9rLj4Pc7PmZAQ91kxtfZLsQROaJr7YLDr9Ufnvvfd",
+	"xV9Wlh+uZa1PcGX9b4vx5fWvLDGwtgqjT7n+qL3FJ9yw6fP2F+iY0ndd27EBMV5BKVWKLqCBUTRlT9ny",
+	"JZ7l/cJlUh/lRimpSxEb2LaLQYw7nQ9KUpnMp7BGQhUjYElnhqWHJO51vu0c2dYL/E0xmM6aPCbmU6DS",
+	"DhmEgW3tEeeWFQbvatC4dksVeLUaeq0ht40TB2uX0sOJg7f3YVDVHM/b8lJbPrTDPdtqeTtc53XM77wz",
+	"TKRdMZKbCbIhU3U/ThRjNTjYhL0zihIu7CmHs0evITxB7xLsY0ioIVOpDWlGuwdeBEI0U5xmHBQ11eTb",
+	"/vkZbM8KjV2BSzmHwY6ZoTxzDtjzSD6u9Y1UjEzpgtA0tY6BPiwMhP2O0sLHQiorLMvbgBMjKZtUUz4P",
+	"Lp7wdEnjNPf2Hg8yq7tXmfPtEzn0QWLGKuLwoBksW96HviP0WMdzr+l9GMykfpCbF+d9MlPylqcYVBdM",
+	"JReKuaw3GFhwbNcxeo1deZmDdAbWZ1FRAHaQD5LVH6XK0gFo0WeIK9miIiWJnAtDjLyjKtV+nhBTEkwY",
+	"bhbbq5L9ov7C6rYWKvwaWhGeYmzpMiFoPtYY6gdPzaMuA0/ZdCYNE8mC3LCFdRusu174Dc+f1DORq1N6",
+	"24jtVrXBUxKZa5QB2tZVK/uwj/JMsf2vslOWTtQURxICD6Dn0aO1gcSPFpNDoufjMdOGYY5vSmJpddgV",
+	"eLfa0OksfrbaD/9M61IUMB6xNBv24b9KVpC6Z9KSKEbNRwUsf7bpfILlW5auR7vMZ+lHceVhT6aygioj",
+	"Qm9DfDI2bvemuOE90fgLeU9GXNCMvCdTRgUE4O+H4n2tViv+PxTvSXzeO+70rvqXmEmLyXsiJHmPRgkc",
+	"EUdU6dsS28tGEp3jSocpU8mEClPEJYQb1/6i17lo97pnXxcdbE5gptiMgiW3zXqd9vE/iiaKUUxbkxlP",
+	"bsh8hpU78atcuNZH599fnHYcFQsGS06lYPmv7bOjzump/2tCRcKyzJsOwiC/RWUZeQhVLsMy66TdPS27",
+	"6IU2bEq41nPgERnNsxHPIEjDJM1cIUFeFFbheBAGOS+DMCjYhDFa+/gfQRgUq4TP+ZqKGA4/lmQ9MaTz",
+	"JMh+tP5kUJGtttvF6tML3DE7sve4B3tVfeTU5fIAR/kmLA9gmV19ih9PKM8wnryY26P0YWbw/x1X/yMt",
+	"3EYls06Z9Aqb9CArV4mXc5PIKSZ9KWYm1wWPZZ5zPSQDfieJTNkhYTSZEOhtY+qM6xy6IFOm4QzaSo1G",
+	"x7kKXigP0+NZtkpm9feVXPJkPqWiBqoHYSDez3nazaO6SoUuTtFjFb/ljOxTHIJcrNa6BV5SrmD58mI3",
+	"7/7GHFQ/zkPNkMQncaHQttC0bIckvoyL+GwLc7rbfsIJduQkCIPLJ+oln5xSJ/lPTywFS09dBjp4i/lk",
+	"lswVN4s+sM+VnNIpFwMsKq0VRCt20tVsQqfov7n86qp9/H337Gpw/l3nLC4AZbAMW+QpszcTY2Y2Oc6d",
+	"hkmkMDTBo+UqxHmNMlhJoRfVSz1zRQvFGHFlStK+6Opc+trCkK+VnM/IiE55tkCkzyyjC03oUKR8NGIK",
+	"bI+SGSNc4LFqDQWYr/JwvfeL7NjyfQ4cWuskiHVOcOzsZe6gzzJqMDZ4T6gg3f4PZIf0KS1VnDOifCV3",
+	"E3seR9mYtDM+o4tifJ+UNfFbPogXgub8e28fnnCljf/7e+DLX/6CyJOpPSVD0cEo3WM94dpiS2JbDqaY",
+	"uMMa01BsxUe2bFQbLGasRZYrR4eY/tPM/O1ycFI7iLfrxFkvTRKq1MICYVyltYp2jH1wSowbHRc13Piw",
+	"wE+4kYbC6022HNZipOTUT4ps47heuXll4LrHFafr8mp3zh1XM0fVv8SpvHae8ypWbnes0jm067UPQ6wc",
+	"AnHYyzquIa4mh7M5K+Mk2Fd2vmNL7ibU+PC3VIJvtk6U0cd1Sq3qMJ7AL07DhYXznEokEnUboZpwfUhG",
+	"/F0Fj2b7X0L/Qhk6t1AqIpi5k+omL49to2cLoxXgAk2n1QIPCmavtDOa6Am6ydcLQrOsohgqrAHFT1b4",
+	"hAjH9dwo/f5+lRtLeIf35ATOtcU6SuVqv+tKrIfOicbjhO3tTtr0XUgEu7VgMe5G0W7G7tkP7dPu8VX7",
+	"opvPV+xomosXFxYhAHyVEGkYfsvIVs72GTWTbS9GKcAB+Yh5Q6lIyhHpmVYPnVTOnWFuBlfMNhKf2rUC",
+	"MVWi+92vz9qDy14nn8g7UDkAICRTmoGGZGmBBQgLinykHJKxdPynoAMR6rJHplzMDdP2cHuqPMlkclME",
+	"N3+/7PQHV4Ne++Ske4T15c7x1Wn3++5ghb/gfipqGMn4lBuc3htW3jIFa0dMLNeEvUsYS1l6SHQm70gK",
+	"5FvAqUgJHVMubPU7PxjLFW6Y/hLNxMJM4ACzTOc14UIpF/zTudbJj9t0rg25ZoisY2l5jIqV9PptzGRt",
+	"Yf3lmhsdDsUqjBA7OizhNi4Sh0G4J7leGJh5KOI4HooXgha60YeC1cd1B2DcuW3uzKTeWTWTw6FIcKZG",
+	"81W9GTV3a1GjFjUGUdTC//01OmhFUf334VLeYRi0hsG7YXAfh0NhUc7ak88WeS441AIzQ+KhIh1Ucii2",
+	"LDSUg0Qs8nqYw4mWsNA7B+mrwEPRMhSbWGJDyS1TCHDeri8fCq7XQoCJVEOxCvINc5FZRvSSCo7R0wfA",
+	"Lwui5kYTxcZcGwaKuIRR6zrxjWJYGBepSmvCtQWrulQKKvw76kyAd9Iw/3rL1FC8HNb+kFCi2IxZJG8F",
+	"RDBmJlfW4CrZFVVuAeDpzj2Ebpk5HgpgobmTlbSxq9bkzbB25du5rRlTju8V72W75dFYwr432ktQPvkP",
+	"Q4Hon7VLseSHeLgRmQofQuw+oZoISUZzZSZADRuNWOIkY2U+59uU3naOSFRshDAcaDAU8Um8E/c6F532",
+	"4KrX+ftV9+zo/Kzf7Q86Z4O4TtoknVtv0UFZwe+5ZZrcTXjGPOJRegzPsiJrJkHCWGpXGV/GO2uUbMsp",
+	"VG7q5FxkC+vSDEUeRm+BL4S+30m87TADUza9Bvk+dJhuim4NzUfS5dRDQUeK6UmdtN141RGQvdSQjFFt",
+	"SHOPTOQcJn3ddJ88ZGYuT+d5GMZEOpNcGG3FqvhKDB2PwWIXoYyOcV7fWIExgniPa+PCnfZFNxyKmZLG",
+	"5vPAi6qg9HCbC7c2P5RcULXwXVOmgV9D4cug79xaaVmlVjN1yxMWk60Jo5mZhOAA05QLDKynzCie6NC6",
+	"FjnCY5sIxlIQSUuhY1GvMNJ6KPBiRCLFiI/niqWhzaH4UcCULhDsTKjtBCPOYYPAd4eDp8kMpH3GFJep",
+	"PQlg6e2Z1MTIMYPzYP1PiOtyXyBhPENMNzAjJ2gis5TQREmtCUOlWAS2XGhDRcJA7NGRQnvryALJsswH",
+	"wXLH5iH3xTux9qCCwvA1D3DYHkUtkQvgL6Dp89yTjQql4LbTPDz1nBB3/SuPUqhYvlBkg7nWUila3oEz",
+	"8cSrR2RrPZx9KDw8+4P3k+rLOPr8mlJItByK3+bSwDdLAtU3oFcsjsVl8zBnbbjJKpmLMLi15jpoBY16",
+	"VI8wQzpjgs540Ape1aP6qyAMwGJh5mUnlQl8uA+DHSv8/3TfnNi7b26IukNb+o8WdJoVj/QOkqJ3fq/6",
+	"OPcw2ZhhtqVQDt00aAVfM9smWALZN6PomahPbaRahiy3SZKnuS3DfcSnV2MLrL+2j/7aQaux14qin5fS",
+	"s61Krt9PHsOXGt7Q2ot2a+561nJ5K5il+qrZiN40m1EURc1Xzb2D3au8VxS9it5Erw7gWaNSYqrS9qYV",
+	"NVuNxs/BMxCilr8b0NC4QsTd7lqOrxup2JmdZVw09ms8qV8Fk479dp+5w0jrmTSddw6jWMGmI6x1ZZM3",
+	"wHptTebsfHDV+anbH6wB9RbMsdkKCDYZzPvyIPXKWnBr9qJXT2LxCm7aT7gGrV+qqdZf3t6/DSvAaJqS",
+	"/K4GaBc6xrRvac2xzOPffPzlqZAAvJIDaqe8kLNSfX3SpagnlFvehsFsblZTyUd43rWPBJSK2JOm0Q9r",
+	"59XZZELFmNlQdiQzCKMx/LFL+lXOlYAAdiTVHVUp3nRurRRr//Ovf/ul2P/8698QN5SlVvzd1VTxc1kx",
+	"PfSrn3iP+pqNpIKItBjwsFJERU/RL4Bi8gGCPCFFzabL7OIOh8L/CrKNOR+75u1Dz2ztRm+KVQ3ag8v+",
+	"lUuogAmOy4qd9WQMejJPx1aiCatag7yEWOrPr2S6eO7ti6IGWrUFTrKXatu+sqjWIA2Y+zMJprS5Umms",
+	"FIMfMQbPUA7LNdT7akEJDsb9i1hKDKTw+QcZyhfi3EuZ0YNWM0LKP6kZzS9VsPRPMqhvPsSg2n3p2szt",
+	"6m2lUlOQhAowg1ZRPNnIVjXHg5bWzVMYXOo0L8818h9zQ6xqBLiuZJqvFx7cxlmCP9BIWyNWGq5HDXbu",
+	"mCM6U+/87lCa9zurtzacg77KEJfso9AyLzrJkYshl6CzrhCK04SWNMu1eAkVGh8C7Ww6MwuEE9hYR0Co",
+	"dEc1ye+s1FeMxCnX5rhK/BO8kg3Y1zWOSYlj/UR3/99+tMamxR6VknAuyismlvf+kVze3V82QKrLWycr",
+	"OOng+CvQmdF+1CiUcXmPao0laP5cuXdkm0D3QXTQ2Iuin2uv00byigbAkQKoHAz8WZqvdveeo5VX7y5t",
+	"ONS+8Oo/RT//MQoCeFC9lVRZua0KI/Mf0hgI7stzAbeNQlnsbCzwo+cl9RoN8uWXS3CG1gYkQP3LL9dD",
+	"AYbCsCyznnteXL2b2NTXhgtYuEyrke4YOM7FUZGqgA4e+vfSE6lSXWop75TEZCTVUGzFTmbjcFWZbXuX",
+	"0dekvg3H7M5QVFQbabtUVyXNP3LXZDHtZZeg2CzDGg1GIYyqjDPl3pAwFN1NGfy6z2S8n5LqpUycTW3f",
+	"UY21BkITkL2MpeO8dBf3YzKfESPJa1yFDl3yuUmmXISkEVX+HooGmYSkCf/ZJxNkQGOPTMhWc5dMSBN7",
+	"Yf0py7Yr/LepaSzllFnwTIriHQJAKa63XNQXutj7mhXzGR0zh05bV9nEJVn7jplMl8znRhONxaMqc2A0",
+	"ba1TfBl75Dr6hiK+jPNrvlTf6GLzbErel3GmRlJNsfbGOIpuQjVsoNeIZlp6Qhxf9M6xSm5Duq2TENPO",
+	"2sLghoILw9QtE0Crz0yXe80xgLjFtiPi9NLSw8KaMLdsfRil8CBMeQmoYJb0ra29uMuvDwIY7O348lZ+",
+	"aN9dIe39fFgXdeAGOTeap3brmJhPPxZW8DFogmoquSzHFWzGEuliHW6A62IlMModF6m8KzAC62tTxaxc",
+	"V+tewJ7M4rKLOtdqIewDAQhV0EEJR6hCDoS0mAGgJUVEwnNhB/Pl++q+OvSXyyHaWlN286AKK77jxvtF",
+	"qy7kOjtdNvFfEPJoW//9WU9o7r8J5NHG/ts/3n5M2sQayNWsAFqgL/SGy80bfc4PdDAfdx4fcx1hFATQ",
+	"PnElqoS2P7ISdy/70ZU0N67kjV3JAWumu9fBJ3OCH73s+SJpJIsA6LHfuiKRAs2nWMP1ghOoEzy9JDDR",
+	"iDrpCcmEDcpwQz6hOunDStF/W9KmBENYwMeX3iVijdoT6C9B8Mv0lsD0pZn7dub/qdeZPH4BdEN8V75O",
+	"43/sdU+7jSeElZV3lllxLktnwPFVnw0jqGpyx4sYyzjNRYy3zZ1Z6uq/O2sR6c+OEJeh6xAfti12fasC",
+	"Xd+uBIg50N2CdvKsP7f+yKFfh1c3XjVoKLwCDDrEg+U8n3UQdV5UxmBNyely5Sf0yj5hteaDZRpb86mT",
+	"nDViXJKZv+jMqawKUfi8ALBt5d4ZSaS4ZWrM9Paht16Ra9hqvYdseWWj0KszhZX60Xae7b1mQ1EU0R8O",
+	"N8nW49eQt1voEHoonVz9WhexAmxyOHb4nsO0HWavbnen2OuUzRRLXHnPOe1ckBG9lXNF5Ggo4s0Sinne",
+	"+JBYX/aGzQyGcbBqavg1z7hZvECEVMhl5arkh0dHLvOKwGViFjP2/2FItFS3z2eDYBe56ZIwXmDkKkdx",
+	"ZYClaqZHs7cpa08J0uvXWfEdF/lR8eAmn0O4Fw3hlm3L/3z4ptlySTe/4euXiDz/sIxPGvt7jf1XB6+b",
+	"jf3d/ebrZtRIGq8pbex/ZP3Vc16LdyA8QJ61fVW0zSaSgYpo6c+V04pXlTdFb1rDpt7Pj7s2vAXkRWKu",
+	"/2oI1IYgaeCr1cS7dv45ZPqEIdOmd6A8HC4R/644XuAqUNP5XTD3EiQPaP05yPrwIGspJPGPQx5aubDH",
+	"i6vW3jd6djjl39+FUCoPr4q6RU7YF3ookrlCd8MFDRaHXC2OgH+QSW3AusNhqpMeo2lNisx6y3EJ7gEX",
+	"ygObuDjIB5BRiPPcK9RgsqGI/UOBrkLcjw8x5DhxA1w6cFwB9OfFvwHwIs46lpuA9zpHBT7grq84oJ/9",
+	"9o/w21/I16X65iMc24fc1NV3IH72UZ0Sq1pjx6iHvNQX8D6XZ32i8/npfcjNbxP97ECucyD/cPRu+Nk9",
+	"/Sj39IGXwT7om4KJD73XqYalHf7sgD7bAc31nYVLWR9GjtahRz338754uvImpurLX7ZSPuYGc8xSMfdP",
+	"ueD7L+olrjIfGCzOmtfLrrz/pXJV2RvHKz2sDuVfNc3vq4Lsb/kXSrdDm1wzkmhmyHyG7iQXesYS6/Iy",
+	"bz4PHLc63zf2yihZvTHqsF/euzfsP7eTSZqSa5pRkTAFzaXgRipbBUhxIKb0YXm3tKTE3VQN7t/e/98A",
+	"AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -125,6 +125,8 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		o, known := outcomeOf(err)
+		f := factsOf(c)
+		f.status, f.code = string(o.status), o.code
 		if !known {
 			log.ErrorContext(c.Request().Context(), "unexpected error", "err", err, "path", c.Request().URL.Path)
 		}

@@ -24,7 +24,7 @@ func newTestService(t *testing.T) testService {
 	return newTestServiceOn(t, store.NewMemory(nil))
 }
 
-func newTestServiceOn(t *testing.T, st store.Store) testService {
+func newTestServiceOn(t *testing.T, st store.Store, configure ...func(*Config)) testService {
 	t.Helper()
 	own, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -39,7 +39,11 @@ func newTestServiceOn(t *testing.T, st store.Store) testService {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(st, Config{Clients: clients.Static(reg), SigningKey: own, AdminToken: "tok"})
+	cfg := Config{Clients: clients.Static(reg), SigningKey: own, AdminToken: "tok"}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	h, err := New(st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

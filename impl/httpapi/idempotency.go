@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderhub/orderhub/generated/models"
 	"github.com/orderhub/orderhub/generated/server"
@@ -72,7 +73,7 @@ type storedResponse struct {
 // idempotency makes the notifications idempotent on (operation, Client-Id,
 // requestId): the first request runs and its final answer (S or F) is stored
 // together with its effect, atomically; repeats get that answer byte for byte.
-func idempotency(st store.Store, seal sealFunc, lease, retention time.Duration, log *slog.Logger) server.StrictMiddlewareFunc {
+func idempotency(st store.Store, seal sealFunc, lease, retention time.Duration, log *slog.Logger, outcomes *prometheus.CounterVec) server.StrictMiddlewareFunc {
 	ops := idempotentOps()
 	return func(next server.StrictHandlerFunc, name string) server.StrictHandlerFunc {
 		op, ok := ops[name]
@@ -83,6 +84,7 @@ func idempotency(st store.Store, seal sealFunc, lease, retention time.Duration, 
 			ctx := c.Request().Context()
 			k := op.key(request)
 			k.Op, k.ClientID = op.id, c.Request().Header.Get("Client-Id")
+			factsOf(c).partnerID = k.RequestID
 			fp, err := fingerprint(rawBody(ctx))
 			if err != nil {
 				return nil, err
@@ -91,15 +93,20 @@ func idempotency(st store.Store, seal sealFunc, lease, retention time.Duration, 
 			if err != nil {
 				return nil, fmt.Errorf("idempotency begin: %w", err)
 			}
+			count := func(outcome string) { outcomes.WithLabelValues(op.id, outcome).Inc() }
 			switch begun.State {
 			case store.Done:
+				count("replay")
 				return nil, replay(c, begun.Response)
 			case store.Mismatch:
+				count("mismatch")
 				return nil, domain.ErrRepeatReqInconsistent
 			case store.InProgress:
+				count("in_progress")
 				return nil, domain.ErrInProgress
 			}
-			t := &txn{seal: seal, st: st, key: k, token: begun.Token, retention: retention}
+			count("new")
+			t := &txn{seal: seal, st: st, key: k, token: begun.Token, retention: retention, conflicts: func() { count("version_conflict") }}
 			stored := false
 			defer func() {
 				// Nothing was stored (an error, or a panic on its way to the
@@ -125,6 +132,7 @@ type txn struct {
 	key       store.Key
 	token     string
 	retention time.Duration
+	conflicts func() // counts a re-run after a concurrent change
 }
 
 // run executes the handler with the response held back, seals and stores a
@@ -161,6 +169,7 @@ func (t *txn) run(c echo.Context, request any, next server.StrictHandlerFunc, wr
 			}
 			return flush(c, rec)
 		}
+		rec.Header.Del(echo.HeaderXRequestID) // each request has its own
 		// Sealed now, so that replays send this very signature.
 		if err := t.seal(c.Request(), rec.Header, rec.Body); err != nil {
 			return err
@@ -171,6 +180,7 @@ func (t *txn) run(c echo.Context, request any, next server.StrictHandlerFunc, wr
 		}
 		err = t.st.Commit(ctx, t.key, t.token, stored, t.retention, eff.effect)
 		if errors.Is(err, store.ErrConflict) && attempt < maxConflictRetries {
+			t.conflicts()
 			continue
 		}
 		if err != nil {
@@ -197,10 +207,14 @@ func capture(c echo.Context, fn func()) storedResponse {
 
 // flush sends a captured or stored response.
 func flush(c echo.Context, r storedResponse) error {
+	noteResult(c, r.Body)
 	res := c.Response()
 	for k, v := range r.Header {
 		res.Header()[k] = v
 	}
+	// The request id is this request's, never a stored answer's (nor the
+	// empty one the generated responses write).
+	res.Header().Set(echo.HeaderXRequestID, factsOf(c).requestID)
 	res.WriteHeader(r.Status)
 	_, err := res.Write(r.Body)
 	return err

@@ -5,30 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/signature"
 )
-
-// partnerOps maps the path of every partner API (every operation not tagged
-// "operations") to its operationId, read from the contract itself.
-func partnerOps(spec *openapi3.T) map[string]string {
-	ops := map[string]string{}
-	for path, item := range spec.Paths.Map() {
-		for _, op := range item.Operations() {
-			if !slices.Contains(op.Tags, "operations") {
-				ops[path] = op.OperationID
-			}
-		}
-	}
-	return ops
-}
 
 // PartnerOperations lists the operationIds a client may be allowed to call.
 func PartnerOperations() ([]string, error) {
@@ -37,7 +22,7 @@ func PartnerOperations() ([]string, error) {
 		return nil, err
 	}
 	var ids []string
-	for _, id := range partnerOps(spec) {
+	for _, id := range classify(spec).partner {
 		ids = append(ids, id)
 	}
 	return ids, nil
@@ -48,7 +33,7 @@ func PartnerOperations() ([]string, error) {
 // bytes made within the time window, and calls an operation the client may
 // call. Identity first, then the signature, then the permission: an
 // unsigned caller learns nothing about what a client may do.
-func verifyRequests(ops map[string]string, src *clients.Source, window time.Duration, now func() time.Time) echo.MiddlewareFunc {
+func verifyRequests(ops map[string]string, src *clients.Source, window time.Duration, now func() time.Time, failures *prometheus.CounterVec) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
@@ -58,12 +43,15 @@ func verifyRequests(ops map[string]string, src *clients.Source, window time.Dura
 			}
 			cl, ok := src.Current().Lookup(req.Header.Get("Client-Id"))
 			if !ok || cl.Disabled {
+				failures.WithLabelValues(op, "unknown_client").Inc()
 				return errAccessDenied
 			}
-			if err := verifyRequest(cl, req, rawBody(req.Context()), window, now()); err != nil {
+			if reason, err := verifyRequest(cl, req, rawBody(req.Context()), window, now()); err != nil {
+				failures.WithLabelValues(op, reason).Inc()
 				return fmt.Errorf("%w: %v", errInvalidSignature, err)
 			}
 			if !cl.Allowed(op) {
+				failures.WithLabelValues(op, "not_allowed").Inc()
 				return errAccessDenied
 			}
 			return next(c)
@@ -71,25 +59,27 @@ func verifyRequests(ops map[string]string, src *clients.Source, window time.Dura
 	}
 }
 
-func verifyRequest(cl *clients.Client, req *http.Request, body []byte, window time.Duration, now time.Time) error {
+// verifyRequest checks the signature and Request-Time; on failure it also
+// says which of the two failed, for the metrics.
+func verifyRequest(cl *clients.Client, req *http.Request, body []byte, window time.Duration, now time.Time) (reason string, err error) {
 	h, err := signature.ParseHeader(req.Header.Get("Signature"))
 	if err != nil {
-		return err
+		return "signature", err
 	}
 	key, ok := cl.Key(h.KeyVersion)
 	if !ok {
-		return fmt.Errorf("no active key version %d", h.KeyVersion)
+		return "signature", fmt.Errorf("no active key version %d", h.KeyVersion)
 	}
 	sent := req.Header.Get("Request-Time")
 	at, err := parseRequestTime(sent)
 	if err != nil {
-		return err
+		return "request_time", err
 	}
 	if d := now.Sub(at); d > window || d < -window {
-		return fmt.Errorf("Request-Time is %s away from the server clock", d.Round(time.Second))
+		return "request_time", fmt.Errorf("Request-Time is %s away from the server clock", d.Round(time.Second))
 	}
 	// Signed exactly as received: the header value, not the parsed time.
-	return signature.Verify(key, signature.Content(req.Method, req.URL.EscapedPath(), cl.ID, sent, body), h.Signature)
+	return "signature", signature.Verify(key, signature.Content(req.Method, req.URL.EscapedPath(), cl.ID, sent, body), h.Signature)
 }
 
 // parseRequestTime reads ISO 8601 with offset, or epoch milliseconds as
@@ -133,10 +123,10 @@ func sealer(key *rsa.PrivateKey, version int, now func() time.Time) sealFunc {
 // and signs it before it leaves. A response that is already signed (an
 // idempotent answer, sealed before it was stored) goes out as it is: replays
 // cost no RSA work and carry the first answer's signature.
-func signResponses(seal sealFunc) echo.MiddlewareFunc {
+func signResponses(seal sealFunc, r routes) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if isOps(c) {
+			if isOps(c) || r.service[c.Path()] {
 				return next(c)
 			}
 			rec := capture(c, func() {

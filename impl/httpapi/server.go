@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderhub/orderhub/generated/server"
 	"github.com/orderhub/orderhub/impl/clients"
@@ -46,6 +47,12 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives request logs and unexpected errors (nil: discarded).
 	Logger *slog.Logger
+	// Metrics is the registry /metrics serves; orderhub registers its
+	// series there (nil: a registry of its own).
+	Metrics *prometheus.Registry
+	// Docs is the HTML reference page served at /docs (nil: 404, the page
+	// was not built).
+	Docs []byte
 }
 
 // Defaults for the zero values of Config.
@@ -86,6 +93,14 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 		return nil, fmt.Errorf("httpapi: Lease (%s) must be longer than RequestTimeout (%s), or a slow request's requestId could be taken over while it runs", cfg.Lease, cfg.RequestTimeout)
 	}
 	log := cfg.Logger
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: registering metrics: %w", err)
+	}
+	st = instrumented{Store: st, errors: m.storeErrors}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -95,7 +110,11 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	notInContract := func(c echo.Context) bool { return c.Path() == "/healthz" || c.Path() == "/readyz" }
+	routes := classify(spec)
+	httpMetrics, err := m.httpMetrics()
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: registering metrics: %w", err)
+	}
 	recoverPanics := middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			log.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
@@ -108,31 +127,26 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 	// so c.Path() is the matched route.
 	e.Use(
 		recoverPanics, // a panic in the layers below
-		requestLog(log),
+		requestIDs(routes.operation),
+		httpMetrics,     // sees the answer sent: requestLog handles errors
+		requestLog(log), // one line per request
 		deadline(cfg.RequestTimeout),
-		signResponses(seal), // every partner answer leaves signed, errors included
-		recoverPanics,       // a panic below becomes a signed U
+		signResponses(seal, routes), // every partner answer leaves signed, errors included
+		recoverPanics,               // a panic below becomes a signed U
 		captureBody(cfg.BodyLimit),
-		verifyRequests(partnerOps(spec), cfg.Clients, cfg.TimeWindow, cfg.Now), // raw bytes, before parsing
-		validator(spec, cfg.AdminToken, notInContract),
+		verifyRequests(routes.partner, cfg.Clients, cfg.TimeWindow, cfg.Now, m.signatureFailures), // raw bytes, before parsing
+		validator(spec, cfg.AdminToken),
 		wellFormed, // what the validator lets through: trailing data, bad UTF-8
 	)
 	// Then per operation: idempotency, then the handler.
 	h := &handlers{st: st, now: cfg.Now}
 	strict := server.NewStrictHandler(h, []server.StrictMiddlewareFunc{
-		idempotency(st, seal, cfg.Lease, cfg.Retention, log),
+		idempotency(st, seal, cfg.Lease, cfg.Retention, log, m.idempotency),
 	})
 	server.RegisterHandlers(e, strict)
-
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
-	e.GET("/readyz", func(c echo.Context) error {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-		defer cancel()
-		if err := st.Ping(ctx); err != nil {
-			return c.String(http.StatusServiceUnavailable, "store unreachable\n")
-		}
-		return c.String(http.StatusOK, "ready\n")
-	})
+	if err := serviceEndpoints(e, st, m, cfg.Docs); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -147,26 +161,6 @@ func deadline(d time.Duration) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
-}
-
-// requestLog writes one line per request; never bodies or signatures.
-func requestLog(log *slog.Logger) echo.MiddlewareFunc {
-	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		LogMethod: true, LogURIPath: true, LogStatus: true, LogLatency: true, LogError: true,
-		HandleError: true, // so the status logged is the one the error handler sent
-		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			attrs := []slog.Attr{
-				slog.String("method", v.Method), slog.String("path", v.URIPath),
-				slog.Int("status", v.Status), slog.Duration("latency", v.Latency),
-				slog.String("clientId", c.Request().Header.Get("Client-Id")),
-			}
-			if v.Error != nil {
-				attrs = append(attrs, slog.String("err", errorText(v.Error)))
-			}
-			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
-			return nil
-		},
-	})
 }
 
 func errorText(err error) string {

@@ -20,6 +20,10 @@ type config struct {
 	ShutdownTimeout time.Duration
 	MaxBodyBytes    int64
 	LogLevel        slog.Level
+	// DocsFile is the HTML reference page served at /docs (make docs);
+	// docsFileSet says it was named explicitly, so it must exist.
+	DocsFile    string
+	docsFileSet bool
 
 	ClientsFile       string // ORDERHUB_CLIENTS
 	SigningKeyFile    string // ORDERHUB_SIGNING_KEY
@@ -30,6 +34,9 @@ type config struct {
 	Dev    bool
 	DevDir string
 }
+
+// defaultDocsFile is where make docs writes the reference page.
+const defaultDocsFile = ".orderhub/docs/index.html"
 
 // minRetention covers WorldTrade's 7 retries over 24 h 22 min, with margin.
 const minRetention = 25 * time.Hour
@@ -47,6 +54,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ClientsFile:    getenv("ORDERHUB_CLIENTS"),
 		SigningKeyFile: getenv("ORDERHUB_SIGNING_KEY"),
 		DevDir:         or(getenv("ORDERHUB_DEV_DIR"), ".orderhub/dev"),
+		DocsFile:       or(getenv("ORDERHUB_DOCS_FILE"), defaultDocsFile),
+		docsFileSet:    getenv("ORDERHUB_DOCS_FILE") != "",
 	}
 	var errs []string
 	dur := func(name string, def time.Duration) time.Duration {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -49,6 +50,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return &configError{fmt.Sprintf("ORDERHUB_CLIENTS: %v", err)}
 	}
 
+	docs, err := readDocs(cfg)
+	if err != nil {
+		return err
+	}
+	if docs == nil {
+		fmt.Fprintf(stdout, "docs: %s not built (make docs); /docs answers 404\n", cfg.DocsFile)
+	}
+
 	st, storeName, err := openStore(cfg)
 	if err != nil {
 		return err
@@ -66,6 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		RequestTimeout:    cfg.RequestTimeout,
 		BodyLimit:         cfg.MaxBodyBytes,
 		Logger:            log,
+		Docs:              docs,
 	})
 	if err != nil {
 		return err
@@ -133,4 +143,18 @@ func readSigningKey(file string) (*rsa.PrivateKey, error) {
 		return nil, &configError{fmt.Sprintf("ORDERHUB_SIGNING_KEY %s: %v", file, err)}
 	}
 	return key, nil
+}
+
+// readDocs reads the reference page. Missing is fine at the default place
+// (it is built by make docs), not when ORDERHUB_DOCS_FILE names it.
+func readDocs(cfg config) ([]byte, error) {
+	page, err := os.ReadFile(cfg.DocsFile)
+	switch {
+	case err == nil:
+		return page, nil
+	case errors.Is(err, fs.ErrNotExist) && !cfg.docsFileSet:
+		return nil, nil
+	default:
+		return nil, &configError{fmt.Sprintf("ORDERHUB_DOCS_FILE: %v", err)}
+	}
 }

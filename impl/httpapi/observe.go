@@ -1,0 +1,247 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/google/uuid"
+	"github.com/labstack/echo-contrib/echoprometheus"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/orderhub/orderhub/impl/domain"
+	"github.com/orderhub/orderhub/impl/store"
+)
+
+// facts is what one request's log line and metrics say about it, filled in
+// by the layers that learn each fact.
+type facts struct {
+	requestID string // X-Request-Id, the caller's or ours
+	operation string // operationId, or "unknown"
+	partnerID string // the body's requestId (idempotency key), if any
+	status    string // result.resultStatus of the answer
+	code      string // result.resultCode of the answer
+}
+
+const factsKey = "orderhub.facts"
+
+// factsOf returns the request's facts; outside a request, a throwaway.
+func factsOf(c echo.Context) *facts {
+	if f, ok := c.Get(factsKey).(*facts); ok {
+		return f
+	}
+	f := &facts{}
+	c.Set(factsKey, f)
+	return f
+}
+
+// noteResult records the result a response body carries, if any.
+func noteResult(c echo.Context, body []byte) {
+	var r struct {
+		Result *struct {
+			Status string `json:"resultStatus"`
+			Code   string `json:"resultCode"`
+		} `json:"result"`
+	}
+	if json.Unmarshal(body, &r) == nil && r.Result != nil {
+		f := factsOf(c)
+		f.status, f.code = r.Result.Status, r.Result.Code
+	}
+}
+
+// maxRequestID bounds an accepted X-Request-Id: it goes into every log line.
+const maxRequestID = 128
+
+// requestIDs gives every request an id: the caller's X-Request-Id when it is
+// 1 to 128 visible ASCII characters (nothing that could forge log lines or
+// bloat them), otherwise a new UUID. It is echoed in the response.
+func requestIDs(operationOf func(method, route string) string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			id := c.Request().Header.Get(echo.HeaderXRequestID)
+			if !usableRequestID(id) {
+				id = uuid.NewString()
+			}
+			f := factsOf(c)
+			f.requestID, f.operation = id, operationOf(c.Request().Method, c.Path())
+			c.Response().Header().Set(echo.HeaderXRequestID, id)
+			return next(c)
+		}
+	}
+}
+
+func usableRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// operations maps "METHOD route" (echo's route syntax) to operationIds.
+func operations(spec *openapi3.T) func(method, route string) string {
+	ids := map[string]string{}
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			ids[method+" "+echoRoute(path)] = op.OperationID
+		}
+	}
+	return func(method, route string) string {
+		if id, ok := ids[method+" "+route]; ok {
+			return id
+		}
+		return "unknown" // an unknown path or method: bounded, unlike the path
+	}
+}
+
+// requestLog writes one line per request: the request id, operation,
+// caller, requestId, result and latency; never bodies, signatures or keys.
+// It runs the error handler itself, so the line (and the metrics outside
+// it) see the answer that was sent.
+func requestLog(log *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod: true, LogURIPath: true, LogStatus: true, LogLatency: true, LogError: true,
+		HandleError: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			f := factsOf(c)
+			if f.status == "" && isOps(c) && v.Status < http.StatusMultipleChoices {
+				// The operator API's successes carry no result object.
+				f.status, f.code = "S", "SUCCESS"
+			}
+			attrs := []slog.Attr{
+				slog.String("xRequestId", f.requestID),
+				slog.String("operation", f.operation),
+				slog.String("method", v.Method), slog.String("path", clip(v.URIPath, 256)),
+				slog.String("clientId", clip(c.Request().Header.Get("Client-Id"), 128)),
+				slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency),
+			}
+			if f.partnerID != "" {
+				attrs = append(attrs, slog.String("requestId", f.partnerID))
+			}
+			if f.status != "" {
+				attrs = append(attrs, slog.String("resultStatus", f.status), slog.String("resultCode", f.code))
+			}
+			if v.Error != nil {
+				attrs = append(attrs, slog.String("err", errorText(v.Error)))
+			}
+			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
+			return nil
+		},
+	})
+}
+
+// metrics are orderhub's own Prometheus series; the HTTP series come from
+// echoprometheus.
+type metrics struct {
+	reg               *prometheus.Registry
+	idempotency       *prometheus.CounterVec
+	storeErrors       *prometheus.CounterVec
+	signatureFailures *prometheus.CounterVec
+}
+
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	m := &metrics{
+		reg: reg,
+		idempotency: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderhub_idempotency_total",
+			Help: "Idempotent notifications by outcome: new (processed), replay (stored answer sent again), mismatch (requestId reused with another body), in_progress (a duplicate while the first runs), version_conflict (re-run after a concurrent change).",
+		}, []string{"operation", "outcome"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderhub_store_errors_total",
+			Help: "Failed calls to the store (Redis): unreachable, timed out, or refused.",
+		}, []string{"call"}),
+		signatureFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderhub_signature_failures_total",
+			Help: "Partner requests refused by message security: unknown or disabled client, bad signature, Request-Time outside the window, or an operation the client may not call.",
+		}, []string{"operation", "reason"}),
+	}
+	for _, c := range []prometheus.Collector{
+		m.idempotency, m.storeErrors, m.signatureFailures,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// httpMetrics counts and times requests by operation and result. The host
+// and path labels are fixed or bounded: callers choose both freely.
+func (m *metrics) httpMetrics() (echo.MiddlewareFunc, error) {
+	return echoprometheus.MiddlewareConfig{
+		Namespace:                 "orderhub",
+		Subsystem:                 "http",
+		Registerer:                m.reg,
+		DoNotUseRequestPathFor404: true,
+		LabelFuncs: map[string]echoprometheus.LabelValueFunc{
+			"host":          func(echo.Context, error) string { return "" },
+			"operation":     func(c echo.Context, _ error) string { return factsOf(c).operation },
+			"result_status": func(c echo.Context, _ error) string { return factsOf(c).status },
+			"result_code":   func(c echo.Context, _ error) string { return factsOf(c).code },
+		},
+	}.ToMiddleware()
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// instrumented counts the store's failures; answers such as "not found"
+// or "changed meanwhile" are not failures.
+type instrumented struct {
+	store.Store
+	errors *prometheus.CounterVec
+}
+
+func (s instrumented) count(call string, err error) error {
+	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+		s.errors.WithLabelValues(call).Inc()
+	}
+	return err
+}
+
+func (s instrumented) GetOrder(ctx context.Context, id string) (o domain.Order, err error) {
+	o, err = s.Store.GetOrder(ctx, id)
+	return o, s.count("get_order", err)
+}
+
+func (s instrumented) PutOrder(ctx context.Context, o domain.Order) (domain.Order, error) {
+	o, err := s.Store.PutOrder(ctx, o)
+	return o, s.count("put_order", err)
+}
+
+func (s instrumented) ListAudits(ctx context.Context, tradeID string) (a []domain.Audit, err error) {
+	a, err = s.Store.ListAudits(ctx, tradeID)
+	return a, s.count("list_audits", err)
+}
+
+func (s instrumented) Begin(ctx context.Context, k store.Key, fp string, lease time.Duration) (store.Begun, error) {
+	b, err := s.Store.Begin(ctx, k, fp, lease)
+	return b, s.count("begin", err)
+}
+
+func (s instrumented) Commit(ctx context.Context, k store.Key, token string, response []byte, retention time.Duration, effect store.Effect) error {
+	return s.count("commit", s.Store.Commit(ctx, k, token, response, retention, effect))
+}
+
+func (s instrumented) Release(ctx context.Context, k store.Key, token string) error {
+	return s.count("release", s.Store.Release(ctx, k, token))
+}
+
+func (s instrumented) Ping(ctx context.Context) error {
+	return s.count("ping", s.Store.Ping(ctx))
+}
