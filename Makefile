@@ -20,15 +20,28 @@ check-generated: ## fail when generated/ differs from a fresh generation
 run: ## serve on :8080 with the in-memory store (ORDERHUB_* variables apply)
 	ORDERHUB_DEV=1 ORDERHUB_ADMIN_TOKEN="$${ORDERHUB_ADMIN_TOKEN:-dev-admin-token}" $(GO) run ./impl/cmd/orderhub
 
+.PHONY: docs
+docs: ## build the contract's reference page, .orderhub/docs/index.html (served at /docs)
+	scripts/build-docs.sh
+
+.PHONY: tools
+tools: ## install what the checks need, when missing: redis-server, chromium, the npm tools, oasdiff
+	scripts/ensure-redis.sh
+	scripts/ensure-chromium.sh
+	scripts/ensure-node-tools.sh
+	scripts/ensure-oasdiff.sh
+
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and the contract: Spectral, Redocly, oasdiff breaking changes
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted" >&2; exit 1; fi
 	$(GO) vet $(PKGS)
+	scripts/lint-spec.sh
 
 .PHONY: test
-test: ## everything: redis-server (installed if missing), generated code, lint, go test -race
-	scripts/ensure-redis.sh
+test: ## everything: tools (installed if missing), generated code, lint, docs, go test -race
+	$(MAKE) --no-print-directory tools
+	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory check-generated
 	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 $(PKGS)

@@ -133,6 +133,8 @@ type ClientInterface interface {
 
 	// GetOrder Read an order
 	//
+	// The order as stored, with its current status and when it was created and last changed.
+	//
 	// Corresponds with GET /ops/orders/{requestOrderId} (the `GetOrder` operationId).
 	GetOrder(ctx context.Context, requestOrderID string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -455,6 +457,8 @@ func (c *Client) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditor
 }
 
 // GetOrder Read an order
+//
+// The order as stored, with its current status and when it was created and last changed.
 //
 // Corresponds with GET /ops/orders/{requestOrderId} (the `GetOrder` operationId).
 func (c *Client) GetOrder(ctx context.Context, requestOrderID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1415,6 +1419,8 @@ type ClientWithResponsesInterface interface {
 
 	// GetOrderWithResponse Read an order
 	//
+	// The order as stored, with its current status and when it was created and last changed.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /ops/orders/{requestOrderId} (the `GetOrder` operationId).
@@ -2355,6 +2361,8 @@ func (c *ClientWithResponses) GetOpenAPIYAMLWithResponse(ctx context.Context, re
 }
 
 // GetOrderWithResponse Read an order
+//
+// The order as stored, with its current status and when it was created and last changed.
 //
 // Returns a wrapper object for the known response body format(s).
 //
