@@ -10,6 +10,7 @@ import (
 
 	"github.com/orderhub/orderhub/generated/models"
 	"github.com/orderhub/orderhub/impl/domain"
+	"github.com/orderhub/orderhub/impl/ratelimit"
 	"github.com/orderhub/orderhub/impl/store"
 )
 
@@ -74,6 +75,8 @@ func outcomeOf(err error) (o outcome, known bool) {
 		return f("INVALID_SIGNATURE", "The signature is invalid.", http.StatusUnauthorized), true
 	case errors.Is(err, errAccessDenied):
 		return f("ACCESS_DENIED", "Access is denied.", http.StatusUnauthorized), true
+	case errors.Is(err, ratelimit.ErrLimited):
+		return f("REQUEST_TRAFFIC_EXCEED_LIMIT", "The request traffic exceeds the limit.", http.StatusTooManyRequests), true
 	case errors.Is(err, domain.ErrOrderNotExist), errors.Is(err, store.ErrNotFound):
 		return f("ORDER_NOT_EXIST", "The order does not exist.", http.StatusNotFound), true
 	case errors.Is(err, domain.ErrOrderStatusInvalid):

@@ -18,6 +18,7 @@ import (
 
 	"github.com/orderhub/orderhub/generated/server"
 	"github.com/orderhub/orderhub/impl/clients"
+	"github.com/orderhub/orderhub/impl/ratelimit"
 	"github.com/orderhub/orderhub/impl/store"
 )
 
@@ -53,6 +54,9 @@ type Config struct {
 	// Docs is the HTML reference page served at /docs (nil: 404, the page
 	// was not built).
 	Docs []byte
+	// RateLimit limits the partner API calls of each Client-Id and of all
+	// together (nil: no limit).
+	RateLimit ratelimit.Limiter
 }
 
 // Defaults for the zero values of Config.
@@ -135,6 +139,7 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 		recoverPanics,               // a panic below becomes a signed U
 		captureBody(cfg.BodyLimit),
 		verifyRequests(routes.partner, cfg.Clients, cfg.TimeWindow, cfg.Now, m.signatureFailures), // raw bytes, before parsing
+		rateLimit(routes.partner, cfg.RateLimit),
 		validator(spec, cfg.AdminToken),
 		wellFormed, // what the validator lets through: trailing data, bad UTF-8
 	)

@@ -36,6 +36,29 @@ func TestRedis(t *testing.T) {
 	})
 }
 
+// TestRedisCluster runs the shared suite on a three-master cluster, emptied
+// for each subtest: a script whose keys do not share a slot fails here
+// (CROSSSLOT), as it would in production.
+func TestRedisCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	admin := c.Client(t)
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		if err := c.FlushAll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		r := store.NewRedis(redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}))
+		t.Cleanup(func() { _ = r.Close() })
+		return storetest.Harness{
+			Store: r,
+			ExpireLease: func(k store.Key) {
+				if err := admin.PExpire(t.Context(), r.RecordKey(k), 0).Err(); err != nil {
+					t.Fatalf("PEXPIRE: %v", err)
+				}
+			},
+		}
+	})
+}
+
 // newRedis starts a server of its own for a test that inspects or breaks it.
 func newRedis(t *testing.T) (*store.Redis, *redis.Client, *redistest.Server) {
 	t.Helper()

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/orderhub/orderhub/generated/client"
 	"github.com/orderhub/orderhub/generated/models"
@@ -36,7 +35,6 @@ import (
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
 	"github.com/orderhub/orderhub/tests/conformance"
-	"github.com/orderhub/orderhub/tests/redistest"
 )
 
 const (
@@ -141,11 +139,11 @@ func registryYAML(t testing.TB, entries []regClient) []byte {
 	return []byte(b.String())
 }
 
-// env is one running orderhub: its own redis-server, store, HTTP server and
-// clients. Nothing is shared between envs.
+// env is one running orderhub: its own Redis (redis-server or cluster),
+// store, HTTP server and clients. Nothing is shared between envs.
 type env struct {
 	t        *testing.T
-	redis    *redistest.Server
+	redis    redisProcess
 	st       store.Store    // the Redis store itself
 	counting *countingStore // what the service was given
 	srv      *httptest.Server
@@ -168,6 +166,7 @@ type envConfig struct {
 	clientsFile       bool
 	signingKeyVersion int
 	timeWindow        time.Duration
+	rateLimit         rateLimitHook // withRateLimit
 }
 
 type envOption func(*envConfig)
@@ -229,18 +228,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv := redistest.Start(t, cfg.redisArgs...)
-	rdb := redis.NewClient(&redis.Options{
-		Addr:         srv.Addr(),
-		DialTimeout:  300 * time.Millisecond,
-		ReadTimeout:  500 * time.Millisecond,
-		WriteTimeout: 500 * time.Millisecond,
-		MaxRetries:   -1, // go-redis: 0 means "the default, 3"; -1 means none
-		// One dial attempt: a stopped Redis is answered U at once.
-		DialerRetries:      1,
-		DialerRetryTimeout: 10 * time.Millisecond,
-	})
-	t.Cleanup(func() { _ = rdb.Close() })
+	srv, rdb := startRedis(t, cfg.redisArgs) // a redis-server, or a cluster (ORDERHUB_TEST_REDIS)
 	st := store.NewRedis(rdb)
 	counting := &countingStore{Store: st}
 	e := &env{redis: srv, st: st, counting: counting, clientID: uid("client"), keys: keys(t)}
@@ -279,6 +267,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		AdminToken:        adminToken,
 		RequestTimeout:    2 * time.Second,
 		Now:               cfg.now,
+		RateLimit:         cfg.limiter(rdb),
 	})
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)

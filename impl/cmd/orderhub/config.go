@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orderhub/orderhub/impl/ratelimit"
 )
 
 // config is everything orderhub reads from its environment. This file is the
@@ -33,6 +35,10 @@ type config struct {
 	// SigningKeyFile are both unset (make run); DevDir holds them.
 	Dev    bool
 	DevDir string
+
+	// Rate limits of partner calls; the zero Limit is none.
+	RateLimitPerClient ratelimit.Limit // ORDERHUB_RATE_LIMIT_PER_CLIENT
+	RateLimitGlobal    ratelimit.Limit // ORDERHUB_RATE_LIMIT_GLOBAL
 }
 
 // defaultDocsFile is where make docs writes the reference page.
@@ -123,6 +129,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if v := getenv("ORDERHUB_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Sprintf("ORDERHUB_LOG_LEVEL=%q is not one of debug, info, warn, error", v))
+		}
+	}
+	for _, l := range []struct {
+		name string
+		dst  *ratelimit.Limit
+	}{{"ORDERHUB_RATE_LIMIT_PER_CLIENT", &c.RateLimitPerClient}, {"ORDERHUB_RATE_LIMIT_GLOBAL", &c.RateLimitGlobal}} {
+		v := getenv(l.name)
+		var err error
+		if *l.dst, err = ratelimit.ParseLimit(v); err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q: %v (examples: 100/s, 6000/m, 100/s,burst=200)", l.name, v, err))
 		}
 	}
 	if len(errs) > 0 {

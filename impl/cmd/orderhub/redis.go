@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -11,21 +14,95 @@ import (
 
 // openStore opens Redis when ORDERHUB_REDIS_URL is set, else the in-memory
 // store (state is lost on exit: for trying orderhub out, not production).
-func openStore(cfg config) (store.Store, string, error) {
+// It also returns the Redis client, for the rate limiter (nil: no Redis).
+func openStore(cfg config) (store.Store, redis.UniversalClient, string, error) {
 	if cfg.RedisURL == "" {
-		return store.NewMemory(nil), "memory (set ORDERHUB_REDIS_URL for Redis)", nil
+		return store.NewMemory(nil), nil, "memory (set ORDERHUB_REDIS_URL for Redis)", nil
 	}
-	opt, err := redis.ParseURL(cfg.RedisURL)
+	rdb, name, err := redisClient(cfg.RedisURL, cfg.RequestTimeout)
 	if err != nil {
-		return nil, "", &configError{fmt.Sprintf("ORDERHUB_REDIS_URL: %v", err)}
+		return nil, nil, "", &configError{fmt.Sprintf("ORDERHUB_REDIS_URL: %v", err)}
 	}
-	tuneRedis(opt, cfg.RequestTimeout)
-	return store.NewRedis(redis.NewClient(opt)), "redis " + opt.Addr, nil
+	return store.NewRedis(rdb), rdb, name, nil
+}
+
+// redisClient is the client of the Redis that rawURL names, tuned to the
+// request timeout, and how to name it in the start-up line (no password).
+func redisClient(rawURL string, requestTimeout time.Duration) (redis.UniversalClient, string, error) {
+	node, cluster, err := parseRedisURL(rawURL)
+	if err != nil {
+		return nil, "", err
+	}
+	if cluster != nil {
+		tuneRedisCluster(cluster, requestTimeout)
+		return redis.NewClusterClient(cluster), "redis cluster " + strings.Join(cluster.Addrs, ","), nil
+	}
+	tuneRedis(node, requestTimeout)
+	return redis.NewClient(node), "redis " + node.Addr, nil
+}
+
+// Schemes of a Redis Cluster; the plain schemes name a single node unless
+// the URL lists several addresses.
+const (
+	clusterScheme    = "redis+cluster"
+	clusterTLSScheme = "rediss+cluster"
+)
+
+// parseRedisURL reads ORDERHUB_REDIS_URL with go-redis's own parsers and
+// returns the options of a single node or of a cluster (exactly one is
+// non-nil). The rule, as go-redis's UniversalClient has it:
+//
+//   - redis+cluster:// or rediss+cluster:// is a cluster, even with one seed
+//     address (a managed cluster's configuration endpoint);
+//   - redis:// or rediss:// with addr= parameters (go-redis's cluster URL:
+//     redis://h1:p1?addr=h2:p2&addr=h3:p3) is a cluster seeded with every
+//     address;
+//   - anything else is one node: redis://, rediss:// or unix://.
+//
+// A cluster has only database 0: another number is refused, not ignored.
+func parseRedisURL(rawURL string) (*redis.Options, *redis.ClusterOptions, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url.Error repeats the whole URL, password included: keep its cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, nil, fmt.Errorf("not a URL: %v", err)
+	}
+	var cluster bool
+	switch u.Scheme {
+	case clusterScheme, clusterTLSScheme:
+		cluster = true
+		u.Scheme = strings.TrimSuffix(u.Scheme, "+cluster")
+	case "redis", "rediss":
+		cluster = u.Query().Has("addr")
+	case "unix":
+	default:
+		return nil, nil, fmt.Errorf("scheme %q: want redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://", u.Scheme)
+	}
+	if !cluster {
+		opt, err := redis.ParseURL(rawURL)
+		return opt, nil, err
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" && db != "0" {
+		return nil, nil, fmt.Errorf("database %q: a Redis Cluster has only database 0", db)
+	}
+	u.Path = ""
+	opt, err := redis.ParseClusterURL(u.String())
+	return nil, opt, err
 }
 
 // tuneRedis makes every Redis call end within the request's deadline: a
 // hung or unreachable Redis must turn into a U answer in time, never a
 // request that waits past what the caller is told.
+//
+// Not every call carries that deadline: after a failed request the
+// requestId is given back on a context detached from the request's, which
+// has just expired. Only these options bound such a call. With go-redis's
+// defaults (3 s reads, 3 retries) a Redis hanging mid-request held the U
+// answer for 12 s, past the HTTP write timeout, and the caller got a broken
+// connection instead (tests/reliability TestRedisHangsMidRequest).
 func tuneRedis(opt *redis.Options, requestTimeout time.Duration) {
 	// Honour the request context's deadline on reads and writes; without
 	// this go-redis applies only its own timeouts and ignores the context.
@@ -34,4 +111,46 @@ func tuneRedis(opt *redis.Options, requestTimeout time.Duration) {
 	if opt.DialTimeout <= 0 || opt.DialTimeout > requestTimeout/2 {
 		opt.DialTimeout = requestTimeout / 2
 	}
+	// A call without a deadline waits at most half a request's time.
+	for _, d := range []*time.Duration{&opt.ReadTimeout, &opt.WriteTimeout} {
+		if *d <= 0 || *d > requestTimeout/2 { // ≤ 0 is go-redis's default or "none"
+			*d = requestTimeout / 2
+		}
+	}
+	// No retries: a script that timed out may have run, and running it
+	// again finds its own claim (the requestId then answers U for a whole
+	// lease) or writes twice; and each retry adds a wait on a hung Redis.
+	// The answer is U and the partner's retry is the retry.
+	opt.MaxRetries = -1
+	// One dial: a refused connection (Redis down) is answered U at once,
+	// not after the dialer's retries spent the request's time.
+	opt.DialerRetries = 1
+}
+
+// tuneRedisCluster applies tuneRedis to a cluster: the cluster client and
+// each of its node clients read these same fields.
+func tuneRedisCluster(opt *redis.ClusterOptions, requestTimeout time.Duration) {
+	node := redis.Options{
+		ContextTimeoutEnabled: opt.ContextTimeoutEnabled,
+		DialTimeout:           opt.DialTimeout,
+		DialerRetries:         opt.DialerRetries,
+		DialerRetryTimeout:    opt.DialerRetryTimeout,
+		ReadTimeout:           opt.ReadTimeout,
+		WriteTimeout:          opt.WriteTimeout,
+		PoolTimeout:           opt.PoolTimeout,
+		MaxRetries:            opt.MaxRetries,
+		MinRetryBackoff:       opt.MinRetryBackoff,
+		MaxRetryBackoff:       opt.MaxRetryBackoff,
+	}
+	tuneRedis(&node, requestTimeout)
+	opt.ContextTimeoutEnabled = node.ContextTimeoutEnabled
+	opt.DialTimeout = node.DialTimeout
+	opt.DialerRetries = node.DialerRetries
+	opt.DialerRetryTimeout = node.DialerRetryTimeout
+	opt.ReadTimeout = node.ReadTimeout
+	opt.WriteTimeout = node.WriteTimeout
+	opt.PoolTimeout = node.PoolTimeout
+	opt.MaxRetries = node.MaxRetries
+	opt.MinRetryBackoff = node.MinRetryBackoff
+	opt.MaxRetryBackoff = node.MaxRetryBackoff
 }

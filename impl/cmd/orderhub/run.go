@@ -58,11 +58,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fmt.Fprintf(stdout, "docs: %s not built (make docs); /docs answers 404\n", cfg.DocsFile)
 	}
 
-	st, storeName, err := openStore(cfg)
+	st, rdb, storeName, err := openStore(cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	limiter, limits := openLimiter(cfg, rdb)
 
 	h, err := httpapi.New(st, httpapi.Config{
 		Clients:           callers,
@@ -76,6 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		BodyLimit:         cfg.MaxBodyBytes,
 		Logger:            log,
 		Docs:              docs,
+		RateLimit:         limiter,
 	})
 	if err != nil {
 		return err
@@ -103,13 +105,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	fmt.Fprintf(stdout, "clients: %d registered from %s (SIGHUP reloads)\n", callers.Current().Len(), cfg.ClientsFile)
+	fmt.Fprintln(stdout, limits)
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	for running := true; running; {
+	reloadCtx, stopReloading := context.WithCancel(ctx)
+	defer stopReloading()
+	go reloadOnHUP(reloadCtx, hup, callers, log)
+	return serve(ctx, srv, ln, cfg.ShutdownTimeout, log)
+}
+
+// reloadOnHUP reloads the clients file on every SIGHUP until ctx ends.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, callers *clients.Source, log *slog.Logger) {
+	for {
 		select {
-		case err := <-served:
-			return err
 		case <-hup:
 			if err := callers.Reload(); err != nil {
 				log.Error("clients reload failed", "err", err)
@@ -117,14 +124,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 				log.Info("clients reloaded", "clients", callers.Current().Len())
 			}
 		case <-ctx.Done():
-			running = false
+			return
 		}
 	}
-	log.Info("shutting down", "grace", cfg.ShutdownTimeout.String())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+}
+
+// serve answers on ln until ctx ends, then drains: the listener closes at
+// once (new connections are refused, so a load balancer moves on), idle
+// keep-alive connections are closed, and the requests in flight get up to
+// grace to finish. One still running then is cut off with its connection,
+// and serve returns an error saying so: the process exits, never hangs.
+func serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, log *slog.Logger) error {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", grace.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		_ = srv.Close() // closes the remaining connections, cancelling their requests' contexts
+		<-served
+		return fmt.Errorf("shutdown: requests still in flight after the %s grace period were cut off: %w", grace, err)
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return err

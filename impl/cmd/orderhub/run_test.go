@@ -57,6 +57,11 @@ func TestLoadConfigRefusesBadValues(t *testing.T) {
 		{"no keys outside development", map[string]string{}, "ORDERHUB_SIGNING_KEY"},
 		{"no clients file", map[string]string{"ORDERHUB_SIGNING_KEY": "key.pem"}, "ORDERHUB_CLIENTS"},
 		{"no signing key, even with ORDERHUB_DEV", dev(map[string]string{"ORDERHUB_CLIENTS": "clients.yaml"}), "ORDERHUB_SIGNING_KEY"},
+		{"rate limit without a unit", dev(map[string]string{"ORDERHUB_RATE_LIMIT_PER_CLIENT": "100"}), "ORDERHUB_RATE_LIMIT_PER_CLIENT"},
+		{"rate limit per day", dev(map[string]string{"ORDERHUB_RATE_LIMIT_PER_CLIENT": "100/d"}), "ORDERHUB_RATE_LIMIT_PER_CLIENT"},
+		{"rate limit of zero", dev(map[string]string{"ORDERHUB_RATE_LIMIT_GLOBAL": "0/s"}), "ORDERHUB_RATE_LIMIT_GLOBAL"},
+		{"rate limit burst of zero", dev(map[string]string{"ORDERHUB_RATE_LIMIT_GLOBAL": "100/s,burst=0"}), "ORDERHUB_RATE_LIMIT_GLOBAL"},
+		{"rate limit in words", dev(map[string]string{"ORDERHUB_RATE_LIMIT_GLOBAL": "100 per second"}), "ORDERHUB_RATE_LIMIT_GLOBAL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadConfig(env(tc.kv))

@@ -1,0 +1,136 @@
+package redistest_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orderhub/orderhub/tests/redistest"
+)
+
+func TestCluster(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.StartCluster(t, "--maxmemory", "12345678")
+	addrs := c.Addrs()
+	if len(addrs) != 3 {
+		t.Fatalf("Addrs = %v, want 3 nodes", addrs)
+	}
+
+	// URL is go-redis's cluster URL under the redis+cluster scheme.
+	u := c.URL()
+	rest, ok := strings.CutPrefix(u, "redis+cluster://")
+	if !ok {
+		t.Fatalf("URL %q: want the redis+cluster scheme", u)
+	}
+	opt, err := redis.ParseClusterURL("redis://" + rest)
+	if err != nil || !slices.Equal(opt.Addrs, addrs) {
+		t.Fatalf("URL %q parses to %v, %v; want Addrs %v", u, opt, err, addrs)
+	}
+
+	for _, addr := range addrs {
+		n := redis.NewClient(&redis.Options{Addr: addr})
+		defer n.Close()
+		info, err := n.ClusterInfo(ctx).Result()
+		if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_known_nodes:3") {
+			t.Errorf("%s: CLUSTER INFO = %q, %v", addr, info, err)
+		}
+		if got, err := n.ConfigGet(ctx, "maxmemory").Result(); err != nil || got["maxmemory"] != "12345678" {
+			t.Errorf("%s: maxmemory = %v, %v; want the extra argument applied", addr, got, err)
+		}
+	}
+
+	cc := c.Client(t)
+	dbsizes := func() []int64 {
+		t.Helper()
+		var sizes []int64
+		for _, addr := range addrs {
+			n := redis.NewClient(&redis.Options{Addr: addr})
+			size, err := n.DBSize(ctx).Result()
+			_ = n.Close()
+			if err != nil {
+				t.Fatalf("%s: DBSIZE: %v", addr, err)
+			}
+			sizes = append(sizes, size)
+		}
+		return sizes
+	}
+	for i := range 60 {
+		if err := cc.Set(ctx, fmt.Sprintf("k%d", i), "v", 0).Err(); err != nil {
+			t.Fatalf("SET k%d: %v", i, err)
+		}
+	}
+	if sizes := dbsizes(); slices.Contains(sizes, 0) {
+		t.Errorf("keys per node %v: want the slots spread over every node", sizes)
+	}
+	// The property the stores rely on: one script's keys must share a slot.
+	err = cc.Eval(ctx, "return redis.call('MGET', KEYS[1], KEYS[2])", []string{"k0", "k1"}).Err()
+	if err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
+		t.Errorf("script over keys of two slots: %v, want CROSSSLOT", err)
+	}
+	if err := c.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sizes := dbsizes(); slices.ContainsFunc(sizes, func(n int64) bool { return n != 0 }) {
+		t.Errorf("keys per node after FlushAll: %v", sizes)
+	}
+
+	if err := cc.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop()
+	c.Stop() // idempotent
+	if c.Running() {
+		t.Error("Running after Stop")
+	}
+	for _, addr := range addrs {
+		n := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1})
+		if err := n.Ping(ctx).Err(); err == nil {
+			t.Errorf("%s answered PING after Stop", addr)
+		}
+		_ = n.Close()
+	}
+
+	if err := c.Restart(); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	if !c.Running() || !slices.Equal(c.Addrs(), addrs) {
+		t.Fatalf("after Restart: running %v on %v, want %v", c.Running(), c.Addrs(), addrs)
+	}
+	// The same cluster, still serving every slot, without the data.
+	if n, err := cc.Exists(ctx, "k").Result(); err != nil || n != 0 {
+		t.Errorf("EXISTS k after Restart = %d, %v; want 0, nil", n, err)
+	}
+	for i := range 60 {
+		if err := cc.Set(ctx, fmt.Sprintf("k%d", i), "v", 0).Err(); err != nil {
+			t.Fatalf("SET k%d after Restart: %v", i, err)
+		}
+	}
+}
+
+// Without redis-cli there is no cluster, and the message says what to run.
+func TestClusterNeedsRedisCLI(t *testing.T) {
+	server, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server not found: run scripts/ensure-redis.sh")
+	}
+	bin := t.TempDir()
+	if err := os.Symlink(server, filepath.Join(bin, "redis-server")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
+	c, err := redistest.LaunchCluster(t.TempDir())
+	if err == nil {
+		c.Stop()
+		t.Fatal("launched a cluster without redis-cli")
+	}
+	if !strings.Contains(err.Error(), "redis-cli not found: run scripts/ensure-redis.sh") {
+		t.Errorf("error %q does not say to run scripts/ensure-redis.sh", err)
+	}
+}
