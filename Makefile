@@ -45,6 +45,7 @@ test: ## everything: tools (installed if missing), generated code, lint, docs, g
 	$(MAKE) --no-print-directory check-generated
 	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 $(PKGS)
+	ORDERHUB_TEST_REDIS=cluster $(GO) test -race -count=1 ./tests/contract
 
 .PHONY: bench
 bench: ## benchmarks of the request path (memory and Redis stores)
