@@ -47,6 +47,10 @@ test: ## everything: tools (installed if missing), generated code, lint, docs, g
 	$(GO) test -race -count=1 $(PKGS)
 	ORDERHUB_TEST_REDIS=cluster $(GO) test -race -count=1 ./tests/contract
 
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s); a failing input lands in testdata/fuzz
+	GO="$(GO)" scripts/fuzz.sh
+
 .PHONY: bench
 bench: ## benchmarks of the request path (memory and Redis stores)
 	scripts/ensure-redis.sh

@@ -1,0 +1,396 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/orderhub/orderhub/impl/clients"
+	"github.com/orderhub/orderhub/impl/domain"
+	"github.com/orderhub/orderhub/impl/signature"
+	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/tests/conformance"
+)
+
+// The partner paths FuzzRequest aims at, by its pathSel argument.
+var fuzzPaths = []string{
+	"/v2/pds/order/notifyOrderCompletion",
+	"/v2/pos/inquireOrderDetail",
+	"/v1/delivery/notifyDeliveryAuditResult",
+}
+
+// fuzzBodyLimit is small, so that the fuzzer reaches the 413 answer.
+const fuzzBodyLimit = 4 << 10
+
+var fuzzNow = time.Date(2024, 6, 1, 8, 15, 0, 0, time.UTC)
+
+// Request modes, the bits of FuzzRequest's mode argument.
+const (
+	modeSign       = 1 << iota // sign as client "c" over the request as sent
+	modeAdminToken             // send the operator token
+	modeTwoCT                  // send Content-Type twice, as Ant's Go SDK may
+)
+
+// The result codes orderhub may answer with (DOMAIN's table).
+var knownCodes = map[string]bool{
+	"SUCCESS": true, "PROCESS_FAIL": true, "PARAM_ILLEGAL": true, "INVALID_API": true,
+	"INVALID_SIGNATURE": true, "ACCESS_DENIED": true, "REQUEST_TRAFFIC_EXCEED_LIMIT": true,
+	"REPEAT_REQ_INCONSISTENT": true, "ORDER_NOT_EXIST": true, "ORDER_STATUS_INVALID": true,
+	"UNKNOWN_EXCEPTION": true,
+}
+
+// fuzzService is orderhub over a memory store that is replaced before every
+// input, so that each input meets the same state.
+type fuzzService struct {
+	h      http.Handler
+	st     *swappableStore
+	errs   *errorCounter
+	conf   *conformance.Transport
+	pub    *rsa.PublicKey  // orderhub's
+	caller *rsa.PrivateKey // client "c", key version 1
+	// sigs remembers the signatures made, by content: many mutations
+	// change only what signing overwrites, and RSA signing dominates the
+	// cost of an input. Inputs run one at a time in a process.
+	sigs map[[sha256.Size]byte][]byte
+}
+
+// swappableStore is a Store whose implementation can be replaced between
+// requests (never during one).
+type swappableStore struct{ store.Store }
+
+// errorCounter is a slog handler counting records at Error level: with a
+// memory store, orderhub logs an error only for a panic or an error its
+// table does not know.
+type errorCounter struct {
+	n    atomic.Int64
+	last atomic.Value // string
+}
+
+func (e *errorCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (e *errorCounter) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	})
+	e.n.Add(1)
+	e.last.Store(b.String())
+	return nil
+}
+func (e *errorCounter) WithAttrs([]slog.Attr) slog.Handler { return e }
+func (e *errorCounter) WithGroup(string) slog.Handler      { return e }
+
+// fuzzKeys are generated once per process: the fuzzing workers and the
+// seed run each build one service. orderhub's own key (the first) signs
+// every answer, so it is 1024 bits, several times faster than 2048; the
+// caller's must be 2048, the registry's minimum.
+var fuzzKeys = sync.OnceValues(func() ([2]*rsa.PrivateKey, error) {
+	var k [2]*rsa.PrivateKey
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i, bits := range []int{1024, 2048} {
+		wg.Go(func() { k[i], errs[i] = rsa.GenerateKey(rand.Reader, bits) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return k, err
+		}
+	}
+	return k, nil
+})
+
+func newFuzzService(tb testing.TB) *fuzzService {
+	tb.Helper()
+	keys, err := fuzzKeys()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	own, caller := keys[0], keys[1]
+	pub, err := signature.MarshalPublicKey(&caller.PublicKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reg, err := clients.Parse(fmt.Appendf(nil, `{"clients":[{"clientId":"c","operations":["*"],"keys":[{"version":1,"publicKey":%q}]}]}`, pub), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fs := &fuzzService{st: &swappableStore{}, errs: &errorCounter{}, pub: &own.PublicKey, caller: caller, sigs: map[[sha256.Size]byte][]byte{}}
+	fs.h, err = New(fs.st, Config{
+		Clients:    clients.Static(reg),
+		SigningKey: own,
+		AdminToken: "tok",
+		BodyLimit:  fuzzBodyLimit,
+		Now:        func() time.Time { return fuzzNow },
+		Logger:     slog.New(fs.errs),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fs.conf = conformance.New(tb, nil)
+	return fs
+}
+
+// reset gives the service a fresh store holding one open and one final order.
+func (fs *fuzzService) reset(t *testing.T) {
+	m := store.NewMemory(func() time.Time { return fuzzNow })
+	for id, st := range map[string]domain.OrderStatus{"o-open": domain.Preparing, "o-cancelled": domain.Cancelled} {
+		if _, err := m.PutOrder(t.Context(), domain.Order{RequestOrderID: id, PosOrderID: "p-" + id, Status: st, CreatedAt: fuzzNow, UpdatedAt: fuzzNow}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs.st.Store = m
+	fs.errs.n.Store(0)
+}
+
+// FuzzRequest sends orderhub arbitrary requests to its partner paths (and
+// the operator API) through the whole handler: method, path suffix,
+// Client-Id, Request-Time, Signature, Content-Type and body all come from
+// the fuzzer, and modeSign signs the request validly so that validation and
+// the handlers are reached. Whatever comes in, orderhub must answer a
+// documented status (never 5xx) with the result envelope carrying S, F or U
+// and a known code, never U (the memory store cannot fail: U would be a
+// panic or an unmapped error), never log an error, conform to the
+// contract, and sign every partner answer verifiably.
+func FuzzRequest(f *testing.F) {
+	fs := newFuzzService(f)
+	iso := fuzzNow.Format(time.RFC3339)
+	for _, s := range []struct {
+		mode, pathSel                     uint8
+		method, suffix, clientID, rt, sig string
+		contentType, body                 string
+	}{
+		{modeSign, 0, "POST", "", "", "", "", "application/json", `{"requestId":"r1","requestOrderId":"o-open"}`},
+		{modeSign, 0, "POST", "", "", "", "", "application/json", `{"requestId":"r2","requestOrderId":"o-cancelled"}`},
+		{modeSign, 0, "POST", "", "", "", "", "application/json; charset=UTF-8", `{"requestId":"r3","requestOrderId":"nope","x":1}`},
+		{modeSign, 1, "POST", "", "", "", "", "application/json", `{"requestOrderId":"o-open","extra":{"a":[1,2.5e3,null,true]}}`},
+		{modeSign, 1, "POST", "", "", "", "", "application/json", `{"requestOrderId":"o-open","requestOrderId":"nope"}`},
+		{modeSign, 1, "POST", "", "", "1717229700000", "", "application/json", `{"requestOrderId":"o-open"}`},
+		{modeSign, 2, "POST", "", "", "", "", "application/json", `{"requestId":"r4","tradeId":"t","deliveryBatchId":"b","deliveryAuditStatus":"ACCEPT"}`},
+		{modeSign, 2, "POST", "", "", "", "", "application/json", `{"requestId":"r5","tradeId":"t","deliveryBatchId":"b","deliveryAuditStatus":"REJECT","n":1e400}`},
+		{modeSign | modeTwoCT, 2, "POST", "", "", "", "", "application/json", `{"requestId":"r6\ud800","tradeId":"t","deliveryBatchId":"b","deliveryAuditStatus":"ACCEPT"}`},
+		{modeSign, 0, "POST", "", "", "", "", "text/plain", `{"requestId":"r7","requestOrderId":"o-open"}`},
+		{modeSign, 1, "POST", "", "", "", "", "application/json", "{\"requestOrderId\":\"o\xff\"}"},
+		{modeSign, 1, "POST", "", "", "", "", "application/json", `{"requestOrderId":`},
+		{modeSign, 1, "POST", "", "", "", "", "application/json", strings.Repeat(" ", fuzzBodyLimit+1)},
+		{modeSign, 5, "POST", "?a=1", "", "", "", "application/json", `{"requestOrderId":"o-open"}`},
+		{modeSign, 5, "POST", "X", "", "", "", "application/json", `{}`},
+		{modeSign, 0, "GET", "", "", "", "", "", ""},
+		{0, 0, "POST", "", "c", iso, "algorithm=RSA256, keyVersion=1, signature=YWJj", "application/json", `{"requestId":"r8","requestOrderId":"o-open"}`},
+		{0, 1, "POST", "", "c", "yesterday", "algorithm=RSA256,signature=YWJj", "application/json", `{"requestOrderId":"o-open"}`},
+		{0, 2, "POST", "", "", "", "", "", ""},
+		{0, 1, "PATCH", "", "stranger", iso, "x", "application/json", `{}`},
+		{modeAdminToken, 3, "PUT", "o-new", "", "", "", "application/json", `{"posOrderId":"p","orderStatus":"READY","extendInfo":{"k":"v"}}`},
+		{modeAdminToken, 3, "PUT", "o-open", "", "", "", "application/json", `{"posOrderId":"p","orderStatus":"ORDER_SUCCESS"}`},
+		{modeAdminToken, 3, "GET", "o-cancelled", "", "", "", "", ""},
+		{modeAdminToken, 4, "GET", "t", "", "", "", "", ""},
+		{0, 3, "GET", "o-open", "", "", "", "", ""},
+	} {
+		f.Add(s.mode, s.pathSel, s.method, s.suffix, s.clientID, s.rt, s.sig, s.contentType, []byte(s.body))
+	}
+	f.Fuzz(func(t *testing.T, mode, pathSel uint8, method, suffix, clientID, requestTime, sig, contentType string, body []byte) {
+		target, ops := fuzzTarget(pathSel, suffix)
+		if !token(method) || !visibleASCII(target) {
+			return // net/http refuses such a request line before any handler
+		}
+		// The request as net/http's server reads it off the wire.
+		var wire bytes.Buffer
+		fmt.Fprintf(&wire, "%s %s HTTP/1.1\r\nHost: orderhub\r\nContent-Length: %d\r\n", method, target, len(body))
+		for _, h := range [][2]string{{"Client-Id", clientID}, {"Request-Time", requestTime}, {"Signature", sig}, {"Content-Type", contentType}} {
+			if !fieldValue(h[1]) {
+				return
+			}
+			if h[1] != "" {
+				fmt.Fprintf(&wire, "%s: %s\r\n", h[0], h[1])
+			}
+		}
+		if mode&modeTwoCT != 0 && contentType != "" {
+			fmt.Fprintf(&wire, "Content-Type: %s\r\n", contentType)
+		}
+		if mode&modeAdminToken != 0 {
+			wire.WriteString("Authorization: Bearer tok\r\n")
+		}
+		wire.WriteString("\r\n")
+		wire.Write(body)
+		req, err := http.ReadRequest(bufio.NewReader(&wire))
+		if err != nil {
+			return // refused before any handler
+		}
+		if mode&modeSign != 0 {
+			fs.sign(t, req, body)
+		}
+
+		fs.reset(t)
+		rec := httptest.NewRecorder()
+		fs.h.ServeHTTP(rec, req)
+		fs.check(t, req, rec, ops)
+	})
+}
+
+// fuzzTarget builds the request target: a partner path (0-2), an operator
+// path with suffix as its id (3, 4), or a partner path followed by suffix
+// (5: queries, unknown paths).
+func fuzzTarget(pathSel uint8, suffix string) (target string, ops bool) {
+	switch n := int(pathSel) % 6; n {
+	case 0, 1, 2:
+		return fuzzPaths[n], false
+	case 3:
+		return "/ops/orders/" + suffix, true
+	case 4:
+		return "/ops/trades/" + suffix + "/deliveryAudits", true
+	default:
+		return fuzzPaths[int(pathSel/6)%len(fuzzPaths)] + suffix, false
+	}
+}
+
+// sign signs req as client "c" over its method, path, Request-Time (the
+// fuzzer's, or the service's now) and body.
+func (fs *fuzzService) sign(t *testing.T, req *http.Request, body []byte) {
+	rt := req.Header.Get("Request-Time")
+	if rt == "" {
+		rt = fuzzNow.Format(time.RFC3339)
+	}
+	content := signature.Content(req.Method, req.URL.EscapedPath(), "c", rt, body)
+	sum := sha256.Sum256(content)
+	s, ok := fs.sigs[sum]
+	if !ok {
+		var err error
+		if s, err = signature.Sign(fs.caller, content); err != nil {
+			t.Fatal(err)
+		}
+		if len(fs.sigs) >= 1<<12 {
+			clear(fs.sigs)
+		}
+		fs.sigs[sum] = s
+	}
+	req.Header.Set("Client-Id", "c")
+	req.Header.Set("Request-Time", rt)
+	req.Header.Set("Signature", signature.Header{Algorithm: signature.Algorithm, KeyVersion: 1, Signature: s}.String())
+}
+
+func (fs *fuzzService) check(t *testing.T, req *http.Request, rec *httptest.ResponseRecorder, ops bool) {
+	t.Helper()
+	status, body := rec.Code, rec.Body.Bytes()
+	if n := fs.errs.n.Load(); n > 0 {
+		t.Errorf("orderhub logged %d error(s), last: %v", n, fs.errs.last.Load())
+	}
+	documented := map[int]bool{http.StatusOK: true, http.StatusMethodNotAllowed: true, http.StatusRequestEntityTooLarge: true}
+	if ops {
+		documented = map[int]bool{http.StatusOK: true, http.StatusBadRequest: true, http.StatusUnauthorized: true,
+			http.StatusNotFound: true, http.StatusMethodNotAllowed: true, http.StatusConflict: true, http.StatusRequestEntityTooLarge: true}
+	}
+	if !documented[status] {
+		t.Fatalf("%s %s: HTTP %d: %s", req.Method, req.URL, status, body)
+	}
+	var env struct {
+		Result *struct{ ResultStatus, ResultCode, ResultMessage string }
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatalf("%s %s: HTTP %d, body is not JSON: %q", req.Method, req.URL, status, body)
+	}
+	switch r := env.Result; {
+	case r == nil && ops && status == http.StatusOK:
+		// An operator answer: the order or the audits, checked below.
+	case r == nil:
+		t.Fatalf("%s %s: HTTP %d without a result: %s", req.Method, req.URL, status, body)
+	case r.ResultStatus == "U":
+		t.Fatalf("%s %s: U/%s: a memory store cannot fail, so a panic or an unmapped error", req.Method, req.URL, r.ResultCode)
+	case r.ResultStatus != "S" && r.ResultStatus != "F", !knownCodes[r.ResultCode], r.ResultMessage == "":
+		t.Fatalf("%s %s: result %+v", req.Method, req.URL, *r)
+	}
+	if !strings.Contains(rec.Header().Get("Content-Type"), "application/json") {
+		t.Errorf("Content-Type %q", rec.Header().Get("Content-Type"))
+	}
+	if err := fs.conf.Check(req, status, rec.Header(), body); err != nil && !contractGap(req, status, ops) {
+		t.Errorf("%s %s → %d does not conform: %v\nbody: %s", req.Method, req.URL, status, err, body)
+	}
+	if !ops {
+		if err := conformance.CheckSignature(fs.pub, req, rec.Header(), body); err != nil {
+			t.Errorf("%s %s → %d: response signature: %v", req.Method, req.URL, status, err)
+		}
+	}
+}
+
+// contractGap tells the answers that orderhub sends and the contract does
+// not declare yet: a Client-Id longer than its maxLength echoed, and 413 on
+// the operator API.
+func contractGap(req *http.Request, status int, ops bool) bool {
+	return len(req.Header.Get("Client-Id")) > clients.MaxClientIDLen || (ops && status == http.StatusRequestEntityTooLarge)
+}
+
+// token reports whether s is an HTTP method token (RFC 9110 tchar).
+func token(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func visibleASCII(s string) bool {
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// fieldValue reports whether v fits on one header line.
+func fieldValue(v string) bool {
+	return !strings.ContainsAny(v, "\r\n")
+}
+
+// FuzzParseRequestTime feeds parseRequestTime the Request-Time header. It
+// must never panic; an accepted value is epoch milliseconds exactly when it
+// is an integer, and otherwise an RFC 3339 time that survives formatting
+// and parsing again.
+func FuzzParseRequestTime(f *testing.F) {
+	for _, s := range []string{
+		"2019-04-04T12:08:56+05:30", "2024-06-01T08:15:00Z", "2024-06-01T08:15:00.123456789-07:00",
+		"1700000000000", "-1", "0", "9223372036854775807", "99999999999999999999", "+1700000000000",
+		"2024-06-01 08:15:00Z", "2024-06-01T08:15:00", "2024-02-30T00:00:00Z", "2024-06-01T24:00:00Z",
+		"yesterday", "", " 1700000000000",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		at, err := parseRequestTime(v)
+		if err != nil {
+			return
+		}
+		if ms, perr := strconv.ParseInt(v, 10, 64); perr == nil {
+			if !at.Equal(time.UnixMilli(ms)) {
+				t.Fatalf("%q read as %v, want epoch ms %d", v, at, ms)
+			}
+			return
+		}
+		again, err := time.Parse(time.RFC3339Nano, at.Format(time.RFC3339Nano))
+		if err != nil || !again.Equal(at) {
+			t.Fatalf("%q read as %v, which does not survive RFC 3339: %v", v, at, err)
+		}
+		// The window check must see the real distance, saturated or not.
+		if d := fuzzNow.Sub(at); (d <= DefaultTimeWindow && d >= -DefaultTimeWindow) != (at.After(fuzzNow.Add(-DefaultTimeWindow-1)) && at.Before(fuzzNow.Add(DefaultTimeWindow+1))) {
+			t.Fatalf("%q: distance %v disagrees with the time %v", v, d, at)
+		}
+	})
+}
