@@ -1924,6 +1924,8 @@ type PutOrderHTTPResponse struct {
 	JSON401 *OpsAccessDenied
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *ErrorResponse
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *OpsBodyTooLarge
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *OpsUnknownException
 }
@@ -1946,6 +1948,11 @@ func (r PutOrderHTTPResponse) GetJSON401() *OpsAccessDenied {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r PutOrderHTTPResponse) GetJSON409() *ErrorResponse {
 	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r PutOrderHTTPResponse) GetJSON413() *OpsBodyTooLarge {
+	return r.JSON413
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -2863,6 +2870,13 @@ func ParsePutOrderHTTPResponse(rsp *http.Response) (*PutOrderHTTPResponse, error
 			return nil, err
 		}
 		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest OpsBodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest OpsUnknownException

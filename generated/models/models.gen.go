@@ -274,6 +274,9 @@ type BodyTooLarge = ErrorResponse
 // OpsAccessDenied defines model for OpsAccessDenied.
 type OpsAccessDenied = ErrorResponse
 
+// OpsBodyTooLarge defines model for OpsBodyTooLarge.
+type OpsBodyTooLarge = ErrorResponse
+
 // OpsParamIllegal defines model for OpsParamIllegal.
 type OpsParamIllegal = ErrorResponse
 
@@ -298,8 +301,9 @@ type NotifyDeliveryAuditResultParams struct {
 	Signature Signature `json:"Signature"`
 
 	// XRequestID The caller's id for this request, for tracing; echoed in the response
-	// and named in orderhub's logs. Without one (or with one that is not
-	// 1 to 128 visible ASCII characters) orderhub makes one.
+	// and named in orderhub's logs. Without one, or with one that is not
+	// 1 to 128 visible ASCII characters, orderhub makes one; one longer
+	// than 1024 characters breaks this contract (`PARAM_ILLEGAL`).
 	XRequestID *XRequestID `json:"X-Request-Id,omitempty"`
 }
 
@@ -321,8 +325,9 @@ type NotifyOrderCompletionParams struct {
 	Signature Signature `json:"Signature"`
 
 	// XRequestID The caller's id for this request, for tracing; echoed in the response
-	// and named in orderhub's logs. Without one (or with one that is not
-	// 1 to 128 visible ASCII characters) orderhub makes one.
+	// and named in orderhub's logs. Without one, or with one that is not
+	// 1 to 128 visible ASCII characters, orderhub makes one; one longer
+	// than 1024 characters breaks this contract (`PARAM_ILLEGAL`).
 	XRequestID *XRequestID `json:"X-Request-Id,omitempty"`
 }
 
@@ -344,8 +349,9 @@ type InquireOrderDetailParams struct {
 	Signature Signature `json:"Signature"`
 
 	// XRequestID The caller's id for this request, for tracing; echoed in the response
-	// and named in orderhub's logs. Without one (or with one that is not
-	// 1 to 128 visible ASCII characters) orderhub makes one.
+	// and named in orderhub's logs. Without one, or with one that is not
+	// 1 to 128 visible ASCII characters, orderhub makes one; one longer
+	// than 1024 characters breaks this contract (`PARAM_ILLEGAL`).
 	XRequestID *XRequestID `json:"X-Request-Id,omitempty"`
 }
 

@@ -78,6 +78,7 @@ func requestIDs(operationOf func(method, route string) string) echo.MiddlewareFu
 	}
 }
 
+// usableRequestID: 1 to 128 visible ASCII characters.
 func usableRequestID(id string) bool {
 	if id == "" || len(id) > maxRequestID {
 		return false

@@ -103,6 +103,9 @@ type sealFunc func(req *http.Request, h http.Header, body []byte) error
 func sealer(key *rsa.PrivateKey, version int, now func() time.Time) sealFunc {
 	return func(req *http.Request, h http.Header, body []byte) error {
 		clientID := req.Header.Get("Client-Id")
+		if !echoable(clientID) {
+			clientID = "" // never reflect what cannot be a client's id
+		}
 		ts := now().Format(time.RFC3339)
 		sig, err := signature.Sign(key, signature.Content(req.Method, req.URL.EscapedPath(), clientID, ts, body))
 		if err != nil {
@@ -142,4 +145,10 @@ func signResponses(seal sealFunc, r routes) echo.MiddlewareFunc {
 			return flush(c, rec)
 		}
 	}
+}
+
+// echoable reports whether a request's Client-Id is echoed: at most
+// clients.MaxClientIDLen visible ASCII characters, as the contract says.
+func echoable(clientID string) bool {
+	return len(clientID) <= clients.MaxClientIDLen && usableRequestID(clientID)
 }

@@ -122,6 +122,11 @@ func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return res, nil
 }
 
+// echoedClientID is a request Client-Id the response must echo: 1 to 128
+// visible ASCII characters. Others (none, longer, control or non-ASCII
+// bytes) must not be echoed at all.
+var echoedClientID = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
+
 // signatureHeader is the one form orderhub writes: the three pairs, in this
 // order (the Java SDK reads the third item), the value base64 then
 // URL-query-escaped (so no raw '+', '/' or '=').
@@ -131,7 +136,8 @@ var signatureHeader = regexp.MustCompile(`^algorithm=RSA256, keyVersion=([1-9][0
 // does, independently of orderhub's own signature package: exactly one
 // Signature header of the form `algorithm=RSA256, keyVersion=N,
 // signature=<escaped base64>`, a Response-Time in ISO 8601 with offset, the
-// request's Client-Id echoed (and none when the request had none), and an
+// request's Client-Id echoed (and none when the request had none or one
+// that is not 1 to 128 visible ASCII characters), and an
 // RSASSA-PKCS1-v1_5 SHA-256 signature by key over
 // `<METHOD> <path>\n<Client-Id>.<Response-Time>.<body>`.
 func CheckSignature(key *rsa.PublicKey, req *http.Request, header http.Header, body []byte) error {
@@ -159,12 +165,12 @@ func CheckSignature(key *rsa.PublicKey, req *http.Request, header http.Header, b
 		return fmt.Errorf("Response-Time %q is not ISO 8601 with offset", times[0])
 	}
 	clientID := header.Get("Client-Id")
-	if sent := req.Header.Get("Client-Id"); sent != "" {
+	if sent := req.Header.Get("Client-Id"); echoedClientID.MatchString(sent) {
 		if got := header.Values("Client-Id"); len(got) != 1 || got[0] != sent {
 			return fmt.Errorf("Client-Id %q, want the request's %q echoed", got, sent)
 		}
 	} else if len(header.Values("Client-Id")) != 0 {
-		return fmt.Errorf("Client-Id %q on a response to a request without one", header.Values("Client-Id"))
+		return fmt.Errorf("Client-Id %q on a response to a request without a usable one (%q)", header.Values("Client-Id"), sent)
 	}
 	content := fmt.Sprintf("%s %s\n%s.%s.%s", req.Method, req.URL.EscapedPath(), clientID, times[0], body)
 	sum := sha256.Sum256([]byte(content))
