@@ -113,7 +113,7 @@ func idempotency(st store.Store, seal sealFunc, lease, retention time.Duration, 
 				// recover middleware): free the requestId so the retry runs.
 				// Not the request's context: it may be what failed.
 				if !stored {
-					if rerr := st.Release(context.WithoutCancel(ctx), k, t.token); rerr != nil {
+					if rerr := release(ctx, st, k, t.token); rerr != nil {
 						log.WarnContext(ctx, "idempotency release", "err", rerr)
 					}
 				}
@@ -123,6 +123,18 @@ func idempotency(st store.Store, seal sealFunc, lease, retention time.Duration, 
 			return nil, err
 		}
 	}
+}
+
+// releaseTimeout bounds a release. It runs after the request's own deadline
+// may have passed (that may be what failed), so it cannot use it; the lease
+// frees the requestId anyway when a release does not get through.
+const releaseTimeout = 2 * time.Second
+
+// release frees k's requestId for the retry, on a context of its own.
+func release(ctx context.Context, st store.Store, k store.Key, token string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	return st.Release(ctx, k, token)
 }
 
 // txn is one started idempotent request.
@@ -164,7 +176,7 @@ func (t *txn) run(c echo.Context, request any, next server.StrictHandlerFunc, wr
 		}
 		if s := resultStatus(rec.Body); s != models.ResultStatusSuccess && s != models.ResultStatusFailure {
 			// U is never stored: send it and let the retry run afresh.
-			if err := t.st.Release(context.WithoutCancel(ctx), t.key, t.token); err != nil {
+			if err := release(ctx, t.st, t.key, t.token); err != nil {
 				return err
 			}
 			return flush(c, rec)
