@@ -51,6 +51,11 @@ test: ## everything: tools (installed if missing), generated code, lint, docs, g
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s); a failing input lands in testdata/fuzz
 	GO="$(GO)" scripts/fuzz.sh
 
+.PHONY: soak
+soak: ## the reliability tests at soak size: more notifications, several fault and kill cycles (minutes)
+	scripts/ensure-redis.sh
+	ORDERHUB_SOAK=1 $(GO) test -race -count=1 -timeout 30m -v ./tests/reliability/
+
 .PHONY: bench
 bench: ## benchmarks of the request path (memory and Redis stores)
 	scripts/ensure-redis.sh

@@ -1,0 +1,7 @@
+//go:build !race
+
+package reliability
+
+// raceEnabled: the tests run under the race detector, and so does the
+// orderhub they build.
+const raceEnabled = false
