@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,9 +54,21 @@ func startBrowser(t *testing.T) *browser {
 		t.Fatalf("%s is missing (%v): run scripts/ensure-chromium.sh", chromium, err)
 	}
 	b := &browser{sink: startSink(t)}
+	profile, err := os.MkdirTemp("", "orderhub-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmd *exec.Cmd
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
+		// Its own process group, so that the cleanup can stop every helper
+		// process, not only the browser chromedp waits for: a helper still
+		// writing to the profile would make its removal fail.
+		chromedp.ModifyCmdFunc(func(c *exec.Cmd) {
+			c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			cmd = c
+		}),
 		chromedp.WindowSize(1280, 1600), // a result-code table fits in the screenshot
 		chromedp.NoSandbox,              // Chromium refuses its sandbox as root
 		chromedp.DisableGPU,
@@ -73,7 +87,20 @@ func startBrowser(t *testing.T) *browser {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancelCtx()
+		cancelAlloc()
+		if cmd != nil && cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		// A helper killed in the middle of a write may still finish that
+		// one write: a second removal takes what it left.
+		if os.RemoveAll(profile) != nil {
+			if err := os.RemoveAll(profile); err != nil {
+				t.Errorf("removing the browser profile: %v", err)
+			}
+		}
+	})
 	b.ctx = ctx
 
 	chromedp.ListenTarget(ctx, func(ev any) {
