@@ -18,6 +18,7 @@ import (
 	"github.com/orderhub/orderhub/generated/models"
 	"github.com/orderhub/orderhub/generated/server"
 	"github.com/orderhub/orderhub/impl/domain"
+	"github.com/orderhub/orderhub/impl/ratelimit"
 	"github.com/orderhub/orderhub/impl/store"
 )
 
@@ -73,7 +74,11 @@ type storedResponse struct {
 // idempotency makes the notifications idempotent on (operation, Client-Id,
 // requestId): the first request runs and its final answer (S or F) is stored
 // together with its effect, atomically; repeats get that answer byte for byte.
-func idempotency(st store.Store, seal sealFunc, lease, retention time.Duration, log *slog.Logger, outcomes *prometheus.CounterVec) server.StrictMiddlewareFunc {
+//
+// A notification spends rate-limit quota (lim, nil: none) only when it is to
+// run: a repeat of a final answer is replayed whatever the limits, so a
+// partner whose S was lost on the way never gets a final F for it instead.
+func idempotency(st store.Store, seal sealFunc, lease, retention time.Duration, lim ratelimit.Limiter, log *slog.Logger, outcomes *prometheus.CounterVec) server.StrictMiddlewareFunc {
 	ops := idempotentOps()
 	return func(next server.StrictHandlerFunc, name string) server.StrictHandlerFunc {
 		op, ok := ops[name]
@@ -118,6 +123,9 @@ func idempotency(st store.Store, seal sealFunc, lease, retention time.Duration, 
 					}
 				}
 			}()
+			if err := limit(ctx, lim, k.ClientID); err != nil {
+				return nil, err // refused: nothing stored, the requestId is freed
+			}
 			err = t.run(c, request, next, op.write)
 			stored = err == nil
 			return nil, err

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
@@ -10,29 +11,44 @@ import (
 )
 
 // rateLimit spends one call of the caller's quota, and of the global one, on
-// every partner API request; a refused request goes no further, so it has
-// no effect and claims no requestId. It runs after verifyRequests: only an
-// authenticated Client-Id spends its quota, and no stranger can spend
-// another's. A repeated notification counts too: it is a call. lim nil
-// turns it off.
+// every partner API request but the idempotent notifications, which spend
+// theirs in the idempotency middleware (see limitNew). A refused request
+// goes no further, so it has no effect. It runs after verifyRequests: only
+// an authenticated Client-Id spends its quota, and no stranger can spend
+// another's. lim nil turns it off.
 func rateLimit(ops map[string]string, lim ratelimit.Limiter) echo.MiddlewareFunc {
+	idempotent := map[string]bool{}
+	for _, op := range idempotentOps() {
+		idempotent[op.id] = true
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		if lim == nil {
 			return next
 		}
 		return func(c echo.Context) error {
 			req := c.Request()
-			if _, ok := ops[c.Path()]; !ok || req.Method != http.MethodPost {
-				return next(c) // operator API, service endpoints, unknown paths
+			op, ok := ops[c.Path()]
+			if !ok || req.Method != http.MethodPost || idempotent[op] {
+				return next(c) // operator API, service endpoints, unknown paths, notifications
 			}
-			d, err := lim.Allow(req.Context(), req.Header.Get("Client-Id"))
-			if err != nil {
-				return fmt.Errorf("rate limit: %w", err) // U: the caller retries
-			}
-			if err := d.Err(); err != nil {
+			if err := limit(req.Context(), lim, req.Header.Get("Client-Id")); err != nil {
 				return err
 			}
 			return next(c)
 		}
 	}
+}
+
+// limit spends one call of clientID's quota: nil when allowed,
+// ratelimit.ErrLimited (F) when refused, another error (U) when the limiter
+// cannot tell.
+func limit(ctx context.Context, lim ratelimit.Limiter, clientID string) error {
+	if lim == nil {
+		return nil
+	}
+	d, err := lim.Allow(ctx, clientID)
+	if err != nil {
+		return fmt.Errorf("rate limit: %w", err) // U: the caller retries
+	}
+	return d.Err()
 }

@@ -146,7 +146,7 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 	// Then per operation: idempotency, then the handler.
 	h := &handlers{st: st, now: cfg.Now}
 	strict := server.NewStrictHandler(h, []server.StrictMiddlewareFunc{
-		idempotency(st, seal, cfg.Lease, cfg.Retention, log, m.idempotency),
+		idempotency(st, seal, cfg.Lease, cfg.Retention, cfg.RateLimit, log, m.idempotency),
 	})
 	server.RegisterHandlers(e, strict)
 	if err := serviceEndpoints(e, st, m, cfg.Docs); err != nil {

@@ -140,7 +140,10 @@ func TestRateLimitPerClient(t *testing.T) {
 		e.wantInquired(e.inquire(order))
 	}
 	e.wantLimited(e.inquire(order))
-	e.wantLimited(e.raw(http.MethodPost, pathAudit, "application/json", []byte(`{}`))) // before validation
+	e.wantLimited(e.raw(http.MethodPost, pathInquire, "application/json", []byte(`{}`))) // before validation
+	// A notification is limited once it is known to be new work (after
+	// validation and the idempotency check): an invalid one is answered so.
+	e.raw(http.MethodPost, pathAudit, "application/json", []byte(`{}`)).wantResult(t, http.StatusOK, models.ResultStatusFailure, "PARAM_ILLEGAL")
 
 	t.Run("another client is unaffected", func(t *testing.T) {
 		other := e.as(t, otherClient(e.clientID), e.keys.alt)
@@ -187,7 +190,8 @@ func TestRateLimitSharedByInstances(t *testing.T) {
 }
 
 // A refused notification has no effect and claims no requestId: sent again
-// once the quota is back, it is processed as new. Its repeats count as calls.
+// once the quota is back, it is processed as new. Repeats of a final answer
+// spend no quota and are never refused.
 func TestRateLimitedNotificationIsNotRecorded(t *testing.T) {
 	var rdb redis.UniversalClient
 	e := newEnv(t, withRateLimit(limits(t, "2/h", ""), &rdb))
@@ -217,9 +221,14 @@ func TestRateLimitedNotificationIsNotRecorded(t *testing.T) {
 		if got := e.orderStatus(order); got != models.OrderStatusCompleted {
 			t.Errorf("order %s after the retry, want COMPLETED", got)
 		}
-		// The replay is a call: it spends the last of the quota.
+		// Repeats of a final answer are replayed whatever the limits: a
+		// partner whose S was lost never gets a final F for it instead.
+		for range 3 {
+			sameAnswer(t, first, e.complete(requestID, order))
+		}
+		e.wantInquired(e.inquire(order)) // the last of the quota
+		e.wantLimited(e.complete(uid("req"), e.newOrder(models.OrderStatusPreparing)))
 		sameAnswer(t, first, e.complete(requestID, order))
-		e.wantLimited(e.complete(requestID, order))
 		if n := e.counting.effects.Load() - effects; n != 1 {
 			t.Errorf("%d effects, want 1", n)
 		}
