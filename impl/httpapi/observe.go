@@ -124,7 +124,7 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 			attrs := []slog.Attr{
 				slog.String("xRequestId", f.requestID),
 				slog.String("operation", f.operation),
-				slog.String("method", v.Method), slog.String("path", clip(v.URIPath, 256)),
+				slog.String("method", clip(v.Method, 16)), slog.String("path", clip(v.URIPath, 256)),
 				slog.String("clientId", clip(c.Request().Header.Get("Client-Id"), 128)),
 				slog.Int("status", v.Status),
 				slog.Duration("latency", v.Latency),
@@ -190,11 +190,23 @@ func (m *metrics) httpMetrics() (echo.MiddlewareFunc, error) {
 		DoNotUseRequestPathFor404: true,
 		LabelFuncs: map[string]echoprometheus.LabelValueFunc{
 			"host":          func(echo.Context, error) string { return "" },
+			"method":        func(c echo.Context, _ error) string { return knownMethod(c.Request().Method) },
 			"operation":     func(c echo.Context, _ error) string { return factsOf(c).operation },
 			"result_status": func(c echo.Context, _ error) string { return factsOf(c).status },
 			"result_code":   func(c echo.Context, _ error) string { return factsOf(c).code },
 		},
 	}.ToMiddleware()
+}
+
+// knownMethod bounds the method label: Go's server accepts any token as a
+// method, and each would be a new series.
+func knownMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }
 
 func (m *metrics) handler() http.Handler {

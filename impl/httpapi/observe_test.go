@@ -254,6 +254,9 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		o.call(t, http.MethodGet, "/no/such/path/"+strings.Repeat("x", i), "", false) // 404s: one series
 	}
+	for _, m := range []string{"M1", "M2", "BREW"} {
+		o.call(t, m, completion, "", false) // made-up methods: one series
+	}
 
 	m := scrape(t, o)
 	const reqs = "orderhub_http_requests_total"
@@ -268,6 +271,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		{reqs, map[string]string{"operation": "notifyOrderCompletion", "result_code": "ACCESS_DENIED"}, 1},
 		{reqs, map[string]string{"operation": "inquireOrderDetail", "result_status": "F", "result_code": "ORDER_NOT_EXIST"}, 1},
 		{reqs, map[string]string{"operation": "unknown", "result_code": "INVALID_API", "url": "", "code": "200"}, 3},
+		{reqs, map[string]string{"operation": "unknown", "method": "OTHER", "code": "405"}, 3},
 		{"orderhub_http_request_duration_seconds", map[string]string{"operation": "notifyOrderCompletion"}, 5},
 		{"orderhub_idempotency_total", map[string]string{"operation": "notifyOrderCompletion", "outcome": "new"}, 1},
 		{"orderhub_idempotency_total", map[string]string{"operation": "notifyOrderCompletion", "outcome": "replay"}, 1},
@@ -281,6 +285,9 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		}
 	}
 	for _, s := range m[reqs] {
+		if strings.HasPrefix(s.labels["method"], "M") || s.labels["method"] == "BREW" {
+			t.Errorf("a made-up method became a label value: %v", s.labels)
+		}
 		if s.labels["host"] != "" {
 			t.Errorf("the host label is caller-chosen and must stay empty: %v", s.labels)
 		}
