@@ -88,6 +88,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.Lease = dur("ORDERHUB_IDEMPOTENCY_LEASE", 30*time.Second)
 	c.RequestTimeout = dur("ORDERHUB_REQUEST_TIMEOUT", 10*time.Second)
 	c.ShutdownTimeout = dur("ORDERHUB_SHUTDOWN_TIMEOUT", 15*time.Second)
+	if c.ShutdownTimeout < c.RequestTimeout {
+		errs = append(errs, fmt.Sprintf("ORDERHUB_SHUTDOWN_TIMEOUT (%s) must be at least ORDERHUB_REQUEST_TIMEOUT (%s), or every shutdown cuts off requests that would have finished", c.ShutdownTimeout, c.RequestTimeout))
+	}
 	if c.Lease <= c.RequestTimeout {
 		errs = append(errs, fmt.Sprintf("ORDERHUB_IDEMPOTENCY_LEASE (%s) must be longer than ORDERHUB_REQUEST_TIMEOUT (%s), or a slow request could be run twice", c.Lease, c.RequestTimeout))
 	}

@@ -81,6 +81,14 @@ func parseRedisURL(rawURL string) (*redis.Options, *redis.ClusterOptions, error)
 	default:
 		return nil, nil, fmt.Errorf("scheme %q: want redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://", u.Scheme)
 	}
+	// go-redis drops a malformed query and fills in an empty host with
+	// localhost:6379: both would start orderhub on something not asked for.
+	if _, err := url.ParseQuery(u.RawQuery); err != nil {
+		return nil, nil, fmt.Errorf("query: %v", err)
+	}
+	if u.Scheme != "unix" && (u.Hostname() == "" || strings.Contains(u.Host, ",")) {
+		return nil, nil, errors.New("name one host:port after the scheme (more cluster seeds go in addr= parameters)")
+	}
 	if !cluster {
 		opt, err := redis.ParseURL(rawURL)
 		return opt, nil, err
@@ -153,4 +161,8 @@ func tuneRedisCluster(opt *redis.ClusterOptions, requestTimeout time.Duration) {
 	opt.MaxRetries = node.MaxRetries
 	opt.MinRetryBackoff = node.MinRetryBackoff
 	opt.MaxRetryBackoff = node.MaxRetryBackoff
+	// The cluster client also re-sends on network errors and MOVED/ASK up
+	// to MaxRedirects times, whatever MaxRetries says: a script whose reply
+	// was lost may have run. -1: none; the partner's retry is the retry.
+	opt.MaxRedirects = -1
 }

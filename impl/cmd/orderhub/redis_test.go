@@ -106,6 +106,10 @@ func TestParseRedisURLRefuses(t *testing.T) {
 		// reach the log.
 		{"redis://app:s3cret@h1:port/0", "not a URL"},
 		{"redis+cluster://app:s3cret@h1:port", "not a URL"},
+		{"redis+cluster://app:s3cret@h1:1,h2:2", "one host:port"},
+		{"redis+cluster://?addr=h2:7000", "one host:port"},
+		{"redis://", "one host:port"},
+		{"redis+cluster://h1:7000?addr=bad%zz", "query"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			node, cluster, err := parseRedisURL(tc.url)
@@ -241,4 +245,17 @@ func TestRunOnRedisCluster(t *testing.T) {
 		t.Errorf("run after cancel: %v", err)
 	}
 	s.done <- nil // for Cleanup
+}
+
+// The cluster client re-sends on network errors and redirects unless told
+// not to: a Lua script whose reply was lost may have run already.
+func TestClusterClientDoesNotResend(t *testing.T) {
+	_, cluster, err := parseRedisURL("redis+cluster://h1:7000?addr=h2:7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tuneRedisCluster(cluster, 10*time.Second)
+	if cluster.MaxRedirects != -1 || cluster.MaxRetries != -1 {
+		t.Errorf("MaxRedirects %d, MaxRetries %d: want -1 (none) for both", cluster.MaxRedirects, cluster.MaxRetries)
+	}
 }

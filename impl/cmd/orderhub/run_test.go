@@ -49,6 +49,7 @@ func TestLoadConfigRefusesBadValues(t *testing.T) {
 		{"retention not a time", dev(map[string]string{"ORDERHUB_IDEMPOTENCY_RETENTION": "three days"}), "ORDERHUB_IDEMPOTENCY_RETENTION"},
 		{"lease not above limit", dev(map[string]string{"ORDERHUB_IDEMPOTENCY_LEASE": "5s", "ORDERHUB_REQUEST_TIMEOUT": "5s"}), "ORDERHUB_IDEMPOTENCY_LEASE"},
 		{"negative timeout", dev(map[string]string{"ORDERHUB_REQUEST_TIMEOUT": "-1s"}), "ORDERHUB_REQUEST_TIMEOUT"},
+		{"shutdown shorter than a request", dev(map[string]string{"ORDERHUB_SHUTDOWN_TIMEOUT": "2s"}), "ORDERHUB_SHUTDOWN_TIMEOUT"},
 		{"body limit too small", dev(map[string]string{"ORDERHUB_MAX_BODY_BYTES": "10"}), "ORDERHUB_MAX_BODY_BYTES"},
 		{"log level", dev(map[string]string{"ORDERHUB_LOG_LEVEL": "loud"}), "ORDERHUB_LOG_LEVEL"},
 		{"key version", dev(map[string]string{"ORDERHUB_SIGNING_KEY_VERSION": "0"}), "ORDERHUB_SIGNING_KEY_VERSION"},
