@@ -38,7 +38,7 @@ func TestRedisFaults(t *testing.T) {
 	// Every answer during a fault must come within this: the deadline plus
 	// a generous margin for a loaded machine, yet below go-redis's own 3 s
 	// read timeout, so that a Redis client ignoring the deadline fails it.
-	const bound = requestTimeout + 1500*time.Millisecond
+	const bound = requestTimeout + 1900*time.Millisecond
 	start := time.Now()
 	r := newRig(t, rigConfig{redisArgs: durableRedis, requestTimeout: requestTimeout, lease: 3 * time.Second})
 	st := store.NewRedis(r.redis.Client(t))
@@ -202,7 +202,7 @@ func TestRedisFaults(t *testing.T) {
 // notification ends applied exactly once, answered S on retry.
 func TestRedisHangsMidRequest(t *testing.T) {
 	const requestTimeout = time.Second
-	const bound = requestTimeout + 1500*time.Millisecond
+	const bound = requestTimeout + 1900*time.Millisecond
 	start := time.Now()
 	r := newRig(t, rigConfig{requestTimeout: requestTimeout, lease: 3 * time.Second, viaGate: true})
 	ctx := t.Context()
