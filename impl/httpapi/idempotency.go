@@ -182,7 +182,7 @@ func (t *txn) run(c echo.Context, request any, next server.StrictHandlerFunc, wr
 		if failed != nil {
 			return failed
 		}
-		if s := resultStatus(rec.Body); s != models.ResultStatusSuccess && s != models.ResultStatusFailure {
+		if r, _ := resultOf(rec.Body); r.ResultStatus != models.ResultStatusSuccess && r.ResultStatus != models.ResultStatusFailure {
 			// U is never stored: send it and let the retry run afresh.
 			if err := release(ctx, t.st, t.key, t.token); err != nil {
 				return err
@@ -258,15 +258,16 @@ func (w *bufferedWriter) Header() http.Header         { return w.header }
 func (w *bufferedWriter) Write(b []byte) (int, error) { return w.body.Write(b) }
 func (w *bufferedWriter) WriteHeader(status int)      { w.status = status }
 
-// resultStatus reads result.resultStatus of a response body.
-func resultStatus(body []byte) models.ResultStatus {
-	var r struct {
-		Result models.Result `json:"result"`
+// resultOf reads the result object of a response body; ok is false when
+// the body has none (operator answers, service endpoints).
+func resultOf(body []byte) (r models.Result, ok bool) {
+	var doc struct {
+		Result *models.Result `json:"result"`
 	}
-	if json.Unmarshal(body, &r) != nil {
-		return ""
+	if json.Unmarshal(body, &doc) != nil || doc.Result == nil {
+		return models.Result{}, false
 	}
-	return r.Result.ResultStatus
+	return *doc.Result, true
 }
 
 // fingerprint hashes the canonical form of a JSON body: the same content

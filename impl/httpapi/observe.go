@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -45,15 +44,9 @@ func factsOf(c echo.Context) *facts {
 
 // noteResult records the result a response body carries, if any.
 func noteResult(c echo.Context, body []byte) {
-	var r struct {
-		Result *struct {
-			Status string `json:"resultStatus"`
-			Code   string `json:"resultCode"`
-		} `json:"result"`
-	}
-	if json.Unmarshal(body, &r) == nil && r.Result != nil {
+	if r, ok := resultOf(body); ok {
 		f := factsOf(c)
-		f.status, f.code = r.Result.Status, r.Result.Code
+		f.status, f.code = string(r.ResultStatus), r.ResultCode
 	}
 }
 
