@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"github.com/labstack/echo/v4"
 
@@ -26,11 +25,11 @@ func rateLimit(ops map[string]string, lim ratelimit.Limiter) echo.MiddlewareFunc
 			return next
 		}
 		return func(c echo.Context) error {
-			req := c.Request()
-			op, ok := ops[c.Path()]
-			if !ok || req.Method != http.MethodPost || idempotent[op] {
+			op, ok := partnerCall(c, ops)
+			if !ok || idempotent[op] {
 				return next(c) // operator API, service endpoints, unknown paths, notifications
 			}
+			req := c.Request()
 			if err := limit(req.Context(), lim, req.Header.Get("Client-Id")); err != nil {
 				return err
 			}

@@ -37,8 +37,8 @@ func verifyRequests(ops map[string]string, src *clients.Source, window time.Dura
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
-			op, ok := ops[c.Path()]
-			if !ok || req.Method != http.MethodPost {
+			op, ok := partnerCall(c, ops)
+			if !ok {
 				return next(c) // not a partner API: the validator answers
 			}
 			cl, ok := src.Current().Lookup(req.Header.Get("Client-Id"))
@@ -57,6 +57,13 @@ func verifyRequests(ops map[string]string, src *clients.Source, window time.Dura
 			return next(c)
 		}
 	}
+}
+
+// partnerCall names the partner operation c calls: a POST to one of ops's
+// paths (by operationId). Other methods there are answered 405 further on.
+func partnerCall(c echo.Context, ops map[string]string) (string, bool) {
+	op, ok := ops[c.Path()]
+	return op, ok && c.Request().Method == http.MethodPost
 }
 
 // verifyRequest checks the signature and Request-Time; on failure it also
