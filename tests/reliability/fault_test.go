@@ -1,6 +1,7 @@
 package reliability
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -81,19 +82,8 @@ func TestRedisFaults(t *testing.T) {
 
 			f.inject()
 			tally.faults++
-			// Everything at once: the notifications and the probes.
-			answers := make([]answer, len(notes))
-			errs := make([]error, len(notes))
-			var readyCode, healthCode int
-			var readyTook time.Duration
-			var readyErr, healthErr error
-			var wg sync.WaitGroup
-			for i, n := range notes {
-				wg.Go(func() { answers[i], errs[i] = r.partner.send(ctx, r.hub.url, n) })
-			}
-			wg.Go(func() { readyCode, readyTook, readyErr = r.readyz(ctx) })
-			wg.Go(func() { healthCode, healthErr = r.healthz(ctx) })
-			wg.Wait()
+			round := r.sendDuringFault(ctx, notes)
+			answers, errs := round.answers, round.errs
 			var slowest time.Duration
 			for i, a := range answers {
 				tally.duringFault++
@@ -110,13 +100,8 @@ func TestRedisFaults(t *testing.T) {
 				slowest = max(slowest, a.took)
 			}
 			tally.slowest = max(tally.slowest, slowest)
-			if readyErr != nil || readyCode != http.StatusServiceUnavailable || readyTook > bound {
-				t.Errorf("%s: /readyz %d after %s (%v), want 503 within %s", name, readyCode, readyTook, readyErr, bound)
-			}
-			tally.slowestReadyz = max(tally.slowestReadyz, readyTook)
-			if healthErr != nil || healthCode != http.StatusOK {
-				t.Errorf("%s: /healthz %d (%v), want 200: orderhub itself is fine", name, healthCode, healthErr)
-			}
+			round.checkProbes(t, name, bound)
+			tally.slowestReadyz = max(tally.slowestReadyz, round.readyTook)
 
 			f.repair()
 			repaired := time.Now()
@@ -185,7 +170,7 @@ func TestRedisFaults(t *testing.T) {
 			}
 			tally.retriesAfterRecovery += retries
 			t.Logf("%s: %d notifications during the fault (slowest answer %s, /readyz in %s); after the repair %d U retries before the final answers",
-				name, len(notes), slowest.Round(time.Millisecond), readyTook.Round(time.Millisecond), retries)
+				name, len(notes), slowest.Round(time.Millisecond), round.readyTook.Round(time.Millisecond), retries)
 		}
 	}
 	t.Logf("faults: %v runtime=%s", tally, time.Since(start).Round(time.Millisecond))
@@ -236,22 +221,11 @@ func TestRedisHangsMidRequest(t *testing.T) {
 	}
 	slowest := took
 
-	answers := make([]answer, len(others))
-	errs := make([]error, len(others))
-	var readyCode, healthCode int
-	var readyTook time.Duration
-	var readyErr, healthErr error
-	var wg sync.WaitGroup
-	for i, n := range others {
-		wg.Go(func() { answers[i], errs[i] = r.partner.send(ctx, r.hub.url, n) })
-	}
-	wg.Go(func() { readyCode, readyTook, readyErr = r.readyz(ctx) })
-	wg.Go(func() { healthCode, healthErr = r.healthz(ctx) })
-	wg.Wait()
-	for i, a := range answers {
+	round := r.sendDuringFault(ctx, others)
+	for i, a := range round.answers {
 		switch {
-		case errs[i] != nil:
-			t.Errorf("%v: %v", others[i], errs[i])
+		case round.errs[i] != nil:
+			t.Errorf("%v: %v", others[i], round.errs[i])
 		case !a.unknown():
 			t.Errorf("%v while Redis hangs: %v, want U/UNKNOWN_EXCEPTION", others[i], a)
 		case a.took > bound:
@@ -259,12 +233,7 @@ func TestRedisHangsMidRequest(t *testing.T) {
 		}
 		slowest = max(slowest, a.took)
 	}
-	if readyErr != nil || readyCode != http.StatusServiceUnavailable || readyTook > bound {
-		t.Errorf("/readyz %d after %s (%v) while Redis hangs, want 503 within %s", readyCode, readyTook, readyErr, bound)
-	}
-	if healthErr != nil || healthCode != http.StatusOK {
-		t.Errorf("/healthz %d (%v) while Redis hangs, want 200", healthCode, healthErr)
-	}
+	round.checkProbes(t, "while Redis hangs", bound)
 
 	r.gate.open() // Redis resumes: the held commit runs now, late
 	if err := r.waitReady(ctx, 15*time.Second); err != nil {
@@ -303,5 +272,39 @@ func TestRedisHangsMidRequest(t *testing.T) {
 		}
 	}
 	t.Logf("hang mid-request: sent-during-hang=%d (slowest answer %s; /readyz %s) U-retries-after=%d effects=%d/%d duplicates=%d runtime=%s",
-		len(all), slowest.Round(time.Millisecond), readyTook.Round(time.Millisecond), retries, len(s.applied), len(all), len(s.strays), time.Since(start).Round(time.Millisecond))
+		len(all), slowest.Round(time.Millisecond), round.readyTook.Round(time.Millisecond), retries, len(s.applied), len(all), len(s.strays), time.Since(start).Round(time.Millisecond))
+}
+
+// faultRound is what one round of sending during a fault saw.
+type faultRound struct {
+	answers               []answer
+	errs                  []error
+	readyCode, healthCode int
+	readyTook             time.Duration
+	readyErr, healthErr   error
+}
+
+// sendDuringFault sends notes and probes /readyz and /healthz, all at once.
+func (r *rig) sendDuringFault(ctx context.Context, notes []*note) faultRound {
+	fr := faultRound{answers: make([]answer, len(notes)), errs: make([]error, len(notes))}
+	var wg sync.WaitGroup
+	for i, n := range notes {
+		wg.Go(func() { fr.answers[i], fr.errs[i] = r.partner.send(ctx, r.hub.url, n) })
+	}
+	wg.Go(func() { fr.readyCode, fr.readyTook, fr.readyErr = r.readyz(ctx) })
+	wg.Go(func() { fr.healthCode, fr.healthErr = r.healthz(ctx) })
+	wg.Wait()
+	return fr
+}
+
+// checkProbes: during a fault /readyz answers 503 within bound, and
+// /healthz 200: orderhub itself is fine.
+func (fr faultRound) checkProbes(t *testing.T, when string, bound time.Duration) {
+	t.Helper()
+	if fr.readyErr != nil || fr.readyCode != http.StatusServiceUnavailable || fr.readyTook > bound {
+		t.Errorf("%s: /readyz %d after %s (%v), want 503 within %s", when, fr.readyCode, fr.readyTook, fr.readyErr, bound)
+	}
+	if fr.healthErr != nil || fr.healthCode != http.StatusOK {
+		t.Errorf("%s: /healthz %d (%v), want 200: orderhub itself is fine", when, fr.healthCode, fr.healthErr)
+	}
 }
