@@ -38,9 +38,10 @@ func (s *Signer) Edit(_ context.Context, req *http.Request) error {
 	if s.Now != nil {
 		now = s.Now
 	}
-	ts := now().Format(time.RFC3339)
+	at := now()
+	ts := FormatTime(at)
 	if s.EpochMillis {
-		ts = fmt.Sprint(now().UnixMilli())
+		ts = fmt.Sprint(at.UnixMilli())
 	}
 	sig, err := Sign(s.Key, Content(req.Method, req.URL.EscapedPath(), s.ClientID, ts, body))
 	if err != nil {
