@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/orderhub/orderhub/impl/ijson"
 )
 
 // Defines values for DeliveryAuditStatus.
@@ -111,7 +113,7 @@ type ErrorResponse struct {
 }
 
 // ExtendInfo Free-form extra information about the order, at most 2048 characters serialised as JSON.
-type ExtendInfo map[string]interface{}
+type ExtendInfo = ijson.Object
 
 // InquireOrderDetailRequest D-Store may add fields; unknown fields are ignored.
 type InquireOrderDetailRequest struct {

@@ -26,11 +26,8 @@ const (
 
 // Errors of the business rules; the HTTP layer maps each to a result code.
 var (
-	ErrOrderNotExist         = errors.New("order does not exist")
-	ErrOrderStatusInvalid    = errors.New("order status does not allow this change")
-	ErrRepeatReqInconsistent = errors.New("requestId reused with a different body")
-	ErrInProgress            = errors.New("the same requestId is being processed")
-	ErrExtendInfoTooLong     = errors.New("extendInfo exceeds 2048 characters")
+	ErrOrderStatusInvalid = errors.New("order status does not allow this change")
+	ErrExtendInfoTooLong  = errors.New("extendInfo exceeds 2048 characters")
 )
 
 // MaxExtendInfo is the longest extendInfo, serialised as JSON.

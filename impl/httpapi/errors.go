@@ -12,6 +12,7 @@ import (
 	"github.com/orderhub/orderhub/impl/domain"
 	"github.com/orderhub/orderhub/impl/ratelimit"
 	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/openapi"
 )
 
 // The messages of the result codes. UNKNOWN_EXCEPTION's is Ant's own text.
@@ -38,20 +39,23 @@ func (e *paramError) Error() string { return e.msg }
 
 // outcome is what one error means to the caller.
 type outcome struct {
-	status  models.ResultStatus
-	code    string
-	message string
+	result models.Result
 	// opsHTTP is the HTTP status on the operator API; the partner APIs
 	// answer 200 (the result carries the outcome) except where partnerHTTP says.
 	opsHTTP     int
 	partnerHTTP int
 }
 
-// outcomeOf is the one table from errors to result envelopes. An error it
-// does not know is UNKNOWN_EXCEPTION, and known is false: log the cause.
+// final reports whether the outcome is a final failure (F): an idempotent
+// request stores it and replays it.
+func (o outcome) final() bool { return o.result.ResultStatus == models.ResultStatusFailure }
+
+// outcomeOf is the one table from errors to result envelopes, HTTP statuses
+// included. An error it does not know is UNKNOWN_EXCEPTION, and known is
+// false: log the cause.
 func outcomeOf(err error) (o outcome, known bool) {
 	f := func(code, msg string, opsHTTP int) outcome {
-		return outcome{models.ResultStatusFailure, code, msg, opsHTTP, http.StatusOK}
+		return outcome{models.Result{ResultStatus: models.ResultStatusFailure, ResultCode: code, ResultMessage: msg}, opsHTTP, http.StatusOK}
 	}
 	var pe *paramError
 	var he *echo.HTTPError
@@ -77,64 +81,65 @@ func outcomeOf(err error) (o outcome, known bool) {
 		return f("ACCESS_DENIED", "Access is denied.", http.StatusUnauthorized), true
 	case errors.Is(err, ratelimit.ErrLimited):
 		return f("REQUEST_TRAFFIC_EXCEED_LIMIT", "The request traffic exceeds the limit.", http.StatusTooManyRequests), true
-	case errors.Is(err, domain.ErrOrderNotExist), errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return f("ORDER_NOT_EXIST", "The order does not exist.", http.StatusNotFound), true
 	case errors.Is(err, domain.ErrOrderStatusInvalid):
 		return f("ORDER_STATUS_INVALID", "The order status does not allow this change.", http.StatusConflict), true
-	case errors.Is(err, domain.ErrRepeatReqInconsistent):
+	case errors.Is(err, store.ErrRequestMismatch):
 		return f("REPEAT_REQ_INCONSISTENT", "The requestId was already used with a different request body.", http.StatusConflict), true
-	case errors.Is(err, domain.ErrInProgress):
+	case errors.Is(err, store.ErrInProgress):
 		// A retry, not a failure: the first request may still succeed.
-		return outcome{models.ResultStatusUnknown, "UNKNOWN_EXCEPTION", msgUnknownException, http.StatusServiceUnavailable, http.StatusOK}, true
+		return unknown(), true
 	case errors.As(err, &he):
-		return outcomeOfHTTPError(he)
+		return outcomeOf(statusError(he))
 	}
-	return outcome{models.ResultStatusUnknown, "UNKNOWN_EXCEPTION", msgUnknownException, http.StatusServiceUnavailable, http.StatusOK}, false
+	return unknown(), false
 }
 
-// outcomeOfHTTPError maps the errors echo and the generated wrappers raise
-// themselves (routing, binding) to the envelope.
-func outcomeOfHTTPError(he *echo.HTTPError) (outcome, bool) {
+func unknown() outcome {
+	return outcome{models.Result{ResultStatus: models.ResultStatusUnknown, ResultCode: "UNKNOWN_EXCEPTION", ResultMessage: msgUnknownException}, http.StatusServiceUnavailable, http.StatusOK}
+}
+
+// statusError names the error behind an HTTP error raised by echo (routing),
+// the validator or the generated wrappers (binding): the cause it carries
+// when the table knows it, else the error its status means.
+func statusError(he *echo.HTTPError) error {
 	if he.Internal != nil {
-		if o, known := outcomeOf(he.Internal); known {
-			return o, true
+		if _, known := outcomeOf(he.Internal); known {
+			return he.Internal
 		}
 	}
 	switch he.Code {
 	case http.StatusNotFound:
-		return outcomeOf(errInvalidAPI)
+		return errInvalidAPI
 	case http.StatusMethodNotAllowed:
-		return outcomeOf(errMethodNotAllowed)
+		return errMethodNotAllowed
 	case http.StatusRequestEntityTooLarge:
-		return outcomeOf(errBodyTooLarge)
+		return errBodyTooLarge
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return outcomeOf(errAccessDenied)
+		return errAccessDenied
 	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
 		// Binding errors quote the input; say only what is wrong.
-		return outcomeOf(&paramError{"request body or headers do not match the contract"})
+		return &paramError{"request body or headers do not match the contract"}
 	}
-	return outcomeOf(errors.New(he.Error()))
+	return errors.New(he.Error())
 }
 
-// isOps reports whether the request addresses the operator API.
-func isOps(c echo.Context) bool {
-	return strings.HasPrefix(c.Request().URL.Path, "/ops/")
-}
-
-// errorHandler writes the envelope of err: echo's HTTPErrorHandler.
-func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+// errorHandler answers err with its envelope, signed on the partner APIs:
+// echo's HTTPErrorHandler.
+func errorHandler(seal sealer, log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
 		o, known := outcomeOf(err)
 		f := factsOf(c)
-		f.status, f.code = string(o.status), o.code
+		f.noteResult(o.result)
 		if !known {
 			log.ErrorContext(c.Request().Context(), "unexpected error", "err", err, "path", c.Request().URL.Path)
 		}
 		status := o.partnerHTTP
-		if isOps(c) {
+		if f.kind == openapi.Operator {
 			status = o.opsHTTP
 		}
 		if status == http.StatusMethodNotAllowed {
@@ -144,8 +149,14 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				c.Response().Header().Set(echo.HeaderAllow, strings.TrimPrefix(allow, http.MethodOptions+", "))
 			}
 		}
-		body := models.ErrorResponse{Result: models.Result{ResultStatus: o.status, ResultCode: o.code, ResultMessage: o.message}}
-		if err := c.JSON(status, body); err != nil {
+		a, err := render(status, o.result, models.ErrorResponse{Result: o.result})
+		if err == nil && signed(f.kind) {
+			err = seal.seal(f, a)
+		}
+		if err == nil {
+			err = a.write(c.Response())
+		}
+		if err != nil {
 			log.ErrorContext(c.Request().Context(), "writing an error response", "err", err)
 		}
 	}

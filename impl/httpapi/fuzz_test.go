@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -351,39 +350,4 @@ func visibleASCII(s string) bool {
 // fieldValue reports whether v fits on one header line.
 func fieldValue(v string) bool {
 	return !strings.ContainsAny(v, "\r\n")
-}
-
-// FuzzParseRequestTime feeds parseRequestTime the Request-Time header. It
-// must never panic; an accepted value is epoch milliseconds exactly when it
-// is an integer, and otherwise an RFC 3339 time that survives formatting
-// and parsing again.
-func FuzzParseRequestTime(f *testing.F) {
-	for _, s := range []string{
-		"2019-04-04T12:08:56+05:30", "2024-06-01T08:15:00Z", "2024-06-01T08:15:00.123456789-07:00",
-		"1700000000000", "-1", "0", "9223372036854775807", "99999999999999999999", "+1700000000000",
-		"2024-06-01 08:15:00Z", "2024-06-01T08:15:00", "2024-02-30T00:00:00Z", "2024-06-01T24:00:00Z",
-		"yesterday", "", " 1700000000000",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		at, err := parseRequestTime(v)
-		if err != nil {
-			return
-		}
-		if ms, perr := strconv.ParseInt(v, 10, 64); perr == nil {
-			if !at.Equal(time.UnixMilli(ms)) {
-				t.Fatalf("%q read as %v, want epoch ms %d", v, at, ms)
-			}
-			return
-		}
-		again, err := time.Parse(time.RFC3339Nano, at.Format(time.RFC3339Nano))
-		if err != nil || !again.Equal(at) {
-			t.Fatalf("%q read as %v, which does not survive RFC 3339: %v", v, at, err)
-		}
-		// The window check must see the real distance, saturated or not.
-		if d := fuzzNow.Sub(at); (d <= DefaultTimeWindow && d >= -DefaultTimeWindow) != (at.After(fuzzNow.Add(-DefaultTimeWindow-1)) && at.Before(fuzzNow.Add(DefaultTimeWindow+1))) {
-			t.Fatalf("%q: distance %v disagrees with the time %v", v, d, at)
-		}
-	})
 }

@@ -1,90 +1,99 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"time"
-	"unicode/utf8"
 
 	"github.com/orderhub/orderhub/generated/models"
 	"github.com/orderhub/orderhub/generated/server"
 	"github.com/orderhub/orderhub/impl/domain"
+	"github.com/orderhub/orderhub/impl/ijson"
 	"github.com/orderhub/orderhub/impl/store"
 )
 
-// handlers implements the contract's operations.
+// handlers implements the contract's operations. A partner operation
+// answers with an *answer: an idempotent one through runIdempotent, which
+// stores it with its effect, the others through reply.
 type handlers struct {
-	st  store.Store
-	now func() time.Time
+	st   store.Store
+	now  func() time.Time
+	seal sealer
+	idem *idempotency
 }
 
 var _ server.StrictServerInterface = (*handlers)(nil)
 
-// NotifyOrderCompletion moves the order to COMPLETED. Its write is staged
-// and committed by the idempotency middleware together with the answer.
+// NotifyOrderCompletion moves the order to COMPLETED; idempotent on
+// requestId, its write is committed with the answer.
 func (h *handlers) NotifyOrderCompletion(ctx context.Context, req server.NotifyOrderCompletionRequestObject) (server.NotifyOrderCompletionResponseObject, error) {
-	o, err := h.st.GetOrder(ctx, req.Body.RequestOrderID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, domain.ErrOrderNotExist
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !domain.CanMove(o.Status, domain.Completed) {
-		return nil, domain.ErrOrderStatusInvalid
-	}
-	if o.Status != domain.Completed {
-		o.Status, o.UpdatedAt = domain.Completed, h.now().UTC()
-		if err := stage(ctx, store.PutOrderEffect{Order: o}); err != nil {
-			return nil, err
+	b := req.Body
+	key := store.Key{RequestID: b.RequestID, Scope: store.ScopeOrder, ScopeID: b.RequestOrderID}
+	return runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyOrderCompletionResponse, store.Effect, error) {
+		answer := models.NotifyOrderCompletionResponse{Result: success()}
+		o, err := h.st.GetOrder(ctx, b.RequestOrderID)
+		if err != nil {
+			return answer, nil, err
 		}
-	}
-	return server.NotifyOrderCompletion200JSONResponse{Body: models.NotifyOrderCompletionResponse{Result: success()}}, nil
+		if !domain.CanMove(o.Status, domain.Completed) {
+			return answer, nil, domain.ErrOrderStatusInvalid
+		}
+		if o.Status == domain.Completed {
+			return answer, nil, nil // converges: nothing to write
+		}
+		o.Status, o.UpdatedAt = domain.Completed, h.now().UTC()
+		return answer, store.PutOrderEffect{Order: o}, nil
+	})
 }
 
 // InquireOrderDetail answers D-Store with the order's current state.
 func (h *handlers) InquireOrderDetail(ctx context.Context, req server.InquireOrderDetailRequestObject) (server.InquireOrderDetailResponseObject, error) {
 	o, err := h.st.GetOrder(ctx, req.Body.RequestOrderID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, domain.ErrOrderNotExist
-	}
-	if err != nil {
-		return nil, err
-	}
-	info, err := extendInfoOut(o.ExtendInfo)
 	if err != nil {
 		return nil, err
 	}
 	status := models.OrderStatus(o.Status)
-	return server.InquireOrderDetail200JSONResponse{Body: models.InquireOrderDetailResponse{
+	return h.reply(ctx, models.InquireOrderDetailResponse{
 		Result:      success(),
 		PosOrderID:  &o.PosOrderID,
 		OrderStatus: &status,
-		ExtendInfo:  info,
-	}}, nil
+		ExtendInfo:  extendInfoOut(o.ExtendInfo),
+	})
 }
 
-// NotifyDeliveryAuditResult records the audit result of a delivery batch.
+// NotifyDeliveryAuditResult records the audit result of a delivery batch;
+// idempotent on requestId, its write is committed with the answer.
 func (h *handlers) NotifyDeliveryAuditResult(ctx context.Context, req server.NotifyDeliveryAuditResultRequestObject) (server.NotifyDeliveryAuditResultResponseObject, error) {
 	b := req.Body
-	err := stage(ctx, store.RecordAuditEffect{Audit: domain.Audit{
-		TradeID:         b.TradeID,
-		DeliveryBatchID: b.DeliveryBatchID,
-		Status:          domain.AuditStatus(b.DeliveryAuditStatus),
-		RequestID:       b.RequestID,
-		ReceivedAt:      h.now().UTC(),
-	}})
+	key := store.Key{RequestID: b.RequestID, Scope: store.ScopeTrade, ScopeID: b.TradeID}
+	return runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyDeliveryAuditResultResponse, store.Effect, error) {
+		return models.NotifyDeliveryAuditResultResponse{Result: success()}, store.RecordAuditEffect{Audit: domain.Audit{
+			TradeID:         b.TradeID,
+			DeliveryBatchID: b.DeliveryBatchID,
+			Status:          domain.AuditStatus(b.DeliveryAuditStatus),
+			RequestID:       b.RequestID,
+			ReceivedAt:      h.now().UTC(),
+		}}, nil
+	})
+}
+
+// reply makes the signed S answer of a partner operation that is not
+// idempotent.
+func (h *handlers) reply(ctx context.Context, v any) (*answer, error) {
+	f := factsFrom(ctx)
+	a, err := render(http.StatusOK, success(), v)
 	if err != nil {
 		return nil, err
 	}
-	return server.NotifyDeliveryAuditResult200JSONResponse{Body: models.NotifyDeliveryAuditResultResponse{Result: success()}}, nil
+	f.noteResult(*a.Result)
+	return a, h.seal.seal(f, a)
 }
 
 // PutOrder creates or updates an order under the journey rules.
 func (h *handlers) PutOrder(ctx context.Context, req server.PutOrderRequestObject) (server.PutOrderResponseObject, error) {
-	info, err := extendInfoIn(rawBody(ctx))
+	info, err := extendInfoIn(req.Body.ExtendInfo)
 	if err != nil {
 		return nil, err
 	}
@@ -107,11 +116,7 @@ func (h *handlers) PutOrder(ctx context.Context, req server.PutOrderRequestObjec
 		if err != nil {
 			return nil, err
 		}
-		out, err := orderOut(stored)
-		if err != nil {
-			return nil, err
-		}
-		return server.PutOrder200JSONResponse(out), nil
+		return server.PutOrder200JSONResponse(orderOut(stored)), nil
 	}
 }
 
@@ -121,11 +126,7 @@ func (h *handlers) GetOrder(ctx context.Context, req server.GetOrderRequestObjec
 	if err != nil {
 		return nil, err
 	}
-	out, err := orderOut(o)
-	if err != nil {
-		return nil, err
-	}
-	return server.GetOrder200JSONResponse(out), nil
+	return server.GetOrder200JSONResponse(orderOut(o)), nil
 }
 
 // ListDeliveryAudits lists the latest audit result of every batch of a trade.
@@ -146,50 +147,39 @@ func (h *handlers) ListDeliveryAudits(ctx context.Context, req server.ListDelive
 	return server.ListDeliveryAudits200JSONResponse(out), nil
 }
 
-func orderOut(o domain.Order) (models.Order, error) {
-	info, err := extendInfoOut(o.ExtendInfo)
+func orderOut(o domain.Order) models.Order {
 	return models.Order{
 		RequestOrderID: o.RequestOrderID,
 		PosOrderID:     o.PosOrderID,
 		OrderStatus:    models.OrderStatus(o.Status),
-		ExtendInfo:     info,
+		ExtendInfo:     extendInfoOut(o.ExtendInfo),
 		CreatedAt:      o.CreatedAt,
 		UpdatedAt:      o.UpdatedAt,
-	}, err
+	}
 }
 
-// extendInfoIn takes extendInfo from the raw (validated) body, compacted,
-// so numbers stay exactly as written; it refuses more than 2048 characters.
-func extendInfoIn(body []byte) (json.RawMessage, error) {
-	var b struct {
-		ExtendInfo json.RawMessage `json:"extendInfo"`
-	}
-	if err := json.Unmarshal(body, &b); err != nil {
-		return nil, &paramError{"body: is not valid JSON"}
-	}
-	if len(b.ExtendInfo) == 0 || string(b.ExtendInfo) == "null" {
+// extendInfoIn checks what the contract's schema cannot say of extendInfo:
+// every number fits a float64 (others are not interoperable JSON: I-JSON,
+// RFC 7493), and it is at most 2048 characters serialised.
+func extendInfoIn(info *ijson.Object) (json.RawMessage, error) {
+	if info == nil {
 		return nil, nil
 	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, b.ExtendInfo); err != nil {
-		return nil, err
+	if p := ijson.Numbers(*info); p != nil {
+		p.Path = append([]string{"extendInfo"}, p.Path...)
+		return nil, &paramError{problemText(p)}
 	}
-	if utf8.RuneCount(compact.Bytes()) > domain.MaxExtendInfo {
+	if info.Len() > domain.MaxExtendInfo {
 		return nil, domain.ErrExtendInfoTooLong
 	}
-	return compact.Bytes(), nil
+	return json.RawMessage(*info), nil
 }
 
-// extendInfoOut decodes stored extendInfo with numbers kept as written.
-func extendInfoOut(raw json.RawMessage) (*models.ExtendInfo, error) {
+// extendInfoOut is the stored extendInfo as the contract's type.
+func extendInfoOut(raw json.RawMessage) *ijson.Object {
 	if len(raw) == 0 {
-		return nil, nil
+		return nil
 	}
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var info models.ExtendInfo
-	if err := d.Decode(&info); err != nil {
-		return nil, err
-	}
-	return &info, nil
+	info := ijson.Object(raw)
+	return &info
 }

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
@@ -16,59 +16,99 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/orderhub/orderhub/generated/models"
 	"github.com/orderhub/orderhub/impl/domain"
 	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/openapi"
 )
 
-// facts is what one request's log line and metrics say about it, filled in
-// by the layers that learn each fact.
+// facts is what the layers learn about one request, each filling in what
+// it learns: the log line and the metrics report them, and the handlers read
+// the verified caller and the body from them. They travel in the request's
+// context, the one thing both echo's middleware and the typed handlers see.
 type facts struct {
-	requestID string // X-Request-Id, the caller's or ours
-	operation string // operationId, or "unknown"
-	partnerID string // the body's requestId (idempotency key), if any
-	status    string // result.resultStatus of the answer
-	code      string // result.resultCode of the answer
+	requestID string            // X-Request-Id, the caller's or ours
+	op        openapi.Operation // the operation called; ID "" when none matched
+	kind      openapi.Kind      // who calls the endpoint, by path
+	method    string            // as received, for signing the answer
+	path      string            // escaped, as received, for signing the answer
+	body      []byte            // the raw body, exactly as sent
+	clientID  string            // Client-Id when it can be a client's; verified before a partner handler runs
+	partnerID string            // the body's requestId (idempotency key), if any
+	status    string            // result.resultStatus of the answer
+	code      string            // result.resultCode of the answer
 }
 
-const factsKey = "orderhub.facts"
+type factsKey struct{}
 
-// factsOf returns the request's facts; outside a request, a throwaway.
-func factsOf(c echo.Context) *facts {
-	if f, ok := c.Get(factsKey).(*facts); ok {
+// factsFrom returns the request's facts; outside a request, a throwaway.
+func factsFrom(ctx context.Context) *facts {
+	if f, ok := ctx.Value(factsKey{}).(*facts); ok {
 		return f
 	}
-	f := &facts{}
-	c.Set(factsKey, f)
-	return f
+	return &facts{}
 }
 
-// noteResult records the result a response body carries, if any.
-func noteResult(c echo.Context, body []byte) {
-	if r, ok := resultOf(body); ok {
-		f := factsOf(c)
-		f.status, f.code = string(r.ResultStatus), r.ResultCode
+func factsOf(c echo.Context) *facts { return factsFrom(c.Request().Context()) }
+
+// operationID names the operation for logs and metrics: bounded, unlike
+// the path.
+func (f *facts) operationID() string {
+	if f.op.ID == "" {
+		return "unknown"
 	}
+	return f.op.ID
+}
+
+// noteResult records the result an answer carries.
+func (f *facts) noteResult(r models.Result) {
+	f.status, f.code = string(r.ResultStatus), r.ResultCode
 }
 
 // maxRequestID bounds an accepted X-Request-Id: it goes into every log line.
 const maxRequestID = 128
 
-// requestIDs gives every request an id: the caller's X-Request-Id when it is
-// 1 to 128 visible ASCII characters (nothing that could forge log lines or
-// bloat them), otherwise a new UUID. It is echoed in the response.
-func requestIDs(operationOf func(method, route string) string) echo.MiddlewareFunc {
+// requestIDs gives every request its facts: an id (the caller's
+// X-Request-Id when it is 1 to 128 visible ASCII characters, nothing that
+// could forge log lines or bloat them, otherwise a new UUID, echoed in the
+// response) and what the contract says of the route echo matched.
+func requestIDs(cat *openapi.Catalog) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			id := c.Request().Header.Get(echo.HeaderXRequestID)
+			req := c.Request()
+			id := req.Header.Get(echo.HeaderXRequestID)
 			if !usableRequestID(id) {
 				id = uuid.NewString()
 			}
-			f := factsOf(c)
-			f.requestID, f.operation = id, operationOf(c.Request().Method, c.Path())
+			route := contractPath(c.Path())
+			f := &facts{requestID: id, method: req.Method, path: req.URL.EscapedPath()}
+			if cid := req.Header.Get("Client-Id"); echoable(cid) {
+				f.clientID = cid
+			}
+			f.op, _ = cat.Operation(req.Method, route)
+			if f.kind = cat.PathKind(route); f.kind == openapi.Unknown {
+				f.kind = cat.PathKind(req.URL.Path) // no route: by prefix
+			}
+			c.SetRequest(req.WithContext(context.WithValue(req.Context(), factsKey{}, f)))
 			c.Response().Header().Set(echo.HeaderXRequestID, id)
 			return next(c)
 		}
 	}
+}
+
+// contractPath turns echo's route syntax (/ops/orders/:requestOrderId) back
+// into the contract's (/ops/orders/{requestOrderId}).
+func contractPath(route string) string {
+	if !strings.Contains(route, ":") {
+		return route
+	}
+	parts := strings.Split(route, "/")
+	for i, p := range parts {
+		if name, ok := strings.CutPrefix(p, ":"); ok {
+			parts[i] = "{" + name + "}"
+		}
+	}
+	return strings.Join(parts, "/")
 }
 
 // usableRequestID: 1 to 128 visible ASCII characters.
@@ -84,22 +124,6 @@ func usableRequestID(id string) bool {
 	return true
 }
 
-// operations maps "METHOD route" (echo's route syntax) to operationIds.
-func operations(spec *openapi3.T) func(method, route string) string {
-	ids := map[string]string{}
-	for path, item := range spec.Paths.Map() {
-		for method, op := range item.Operations() {
-			ids[method+" "+echoRoute(path)] = op.OperationID
-		}
-	}
-	return func(method, route string) string {
-		if id, ok := ids[method+" "+route]; ok {
-			return id
-		}
-		return "unknown" // an unknown path or method: bounded, unlike the path
-	}
-}
-
 // requestLog writes one line per request: the request id, operation,
 // caller, requestId, result and latency; never bodies, signatures or keys.
 // It runs the error handler itself, so the line (and the metrics outside
@@ -110,13 +134,13 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 		HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			f := factsOf(c)
-			if f.status == "" && isOps(c) && v.Status < http.StatusMultipleChoices {
+			if f.status == "" && f.kind == openapi.Operator && v.Status < http.StatusMultipleChoices {
 				// The operator API's successes carry no result object.
 				f.status, f.code = "S", "SUCCESS"
 			}
 			attrs := []slog.Attr{
 				slog.String("xRequestId", f.requestID),
-				slog.String("operation", f.operation),
+				slog.String("operation", f.operationID()),
 				slog.String("method", clip(v.Method, 16)), slog.String("path", clip(v.URIPath, 256)),
 				slog.String("clientId", clip(c.Request().Header.Get("Client-Id"), 128)),
 				slog.Int("status", v.Status),
@@ -181,10 +205,13 @@ func (m *metrics) httpMetrics() (echo.MiddlewareFunc, error) {
 		Subsystem:                 "http",
 		Registerer:                m.reg,
 		DoNotUseRequestPathFor404: true,
+		// The status sent: requestLog has answered any error by now, and
+		// a partner error is answered 200 with its envelope.
+		StatusCodeResolver: func(c echo.Context, _ error) int { return c.Response().Status },
 		LabelFuncs: map[string]echoprometheus.LabelValueFunc{
 			"host":          func(echo.Context, error) string { return "" },
 			"method":        func(c echo.Context, _ error) string { return knownMethod(c.Request().Method) },
-			"operation":     func(c echo.Context, _ error) string { return factsOf(c).operation },
+			"operation":     func(c echo.Context, _ error) string { return factsOf(c).operationID() },
 			"result_status": func(c echo.Context, _ error) string { return factsOf(c).status },
 			"result_code":   func(c echo.Context, _ error) string { return factsOf(c).code },
 		},

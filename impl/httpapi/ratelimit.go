@@ -7,30 +7,26 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/orderhub/orderhub/impl/ratelimit"
+	"github.com/orderhub/orderhub/openapi"
 )
 
 // rateLimit spends one call of the caller's quota, and of the global one, on
 // every partner API request but the idempotent notifications, which spend
-// theirs in the idempotency middleware (see limitNew). A refused request
-// goes no further, so it has no effect. It runs after verifyRequests: only
-// an authenticated Client-Id spends its quota, and no stranger can spend
-// another's. lim nil turns it off.
-func rateLimit(ops map[string]string, lim ratelimit.Limiter) echo.MiddlewareFunc {
-	idempotent := map[string]bool{}
-	for _, op := range idempotentOps() {
-		idempotent[op.id] = true
-	}
+// theirs in runIdempotent, once a request is known to be new work. A
+// refused request goes no further, so it has no effect. It runs after
+// verifyRequests: only an authenticated Client-Id spends its quota, and no
+// stranger can spend another's. lim nil turns it off.
+func rateLimit(lim ratelimit.Limiter) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		if lim == nil {
 			return next
 		}
 		return func(c echo.Context) error {
-			op, ok := partnerCall(c, ops)
-			if !ok || idempotent[op] {
+			f := factsOf(c)
+			if f.op.Kind != openapi.Partner || f.op.Idempotent {
 				return next(c) // operator API, service endpoints, unknown paths, notifications
 			}
-			req := c.Request()
-			if err := limit(req.Context(), lim, req.Header.Get("Client-Id")); err != nil {
+			if err := limit(c.Request().Context(), lim, f.clientID); err != nil {
 				return err
 			}
 			return next(c)

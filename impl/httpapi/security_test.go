@@ -4,39 +4,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/orderhub/orderhub/impl/signature"
 )
-
-func TestParseRequestTime(t *testing.T) {
-	want := time.Date(2019, 4, 4, 6, 38, 56, 0, time.UTC)
-	for _, v := range []string{"2019-04-04T12:08:56+05:30", "2019-04-04T06:38:56Z", "1554359936000", "2019-04-04T06:38:56.000Z"} {
-		got, err := parseRequestTime(v)
-		if err != nil || !got.Equal(want) {
-			t.Errorf("%q: %v %v", v, got, err)
-		}
-	}
-	for _, v := range []string{"", "yesterday", "2019-04-04 06:38:56", "2019-04-04T06:38:56"} {
-		if _, err := parseRequestTime(v); err == nil {
-			t.Errorf("%q accepted", v)
-		}
-	}
-}
-
-func TestPartnerOperations(t *testing.T) {
-	ops, err := PartnerOperations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(ops)
-	if want := []string{"inquireOrderDetail", "notifyDeliveryAuditResult", "notifyOrderCompletion"}; !slices.Equal(ops, want) {
-		t.Errorf("partner operations %v, want %v", ops, want)
-	}
-}
 
 // TestEveryPartnerAnswerIsSigned sends a signed request and answers of
 // several kinds, and checks each verifies with orderhub's key.

@@ -19,11 +19,15 @@ import (
 	"github.com/orderhub/orderhub/generated/server"
 	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/ratelimit"
+	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/openapi"
 )
 
 // Config is what the HTTP layer needs besides the store.
 type Config struct {
+	// Catalog is the contract (nil: openapi.Load).
+	Catalog *openapi.Catalog
 	// Clients are the partner callers and their keys (required).
 	Clients *clients.Source
 	// SigningKey signs every partner API response (required), as
@@ -96,6 +100,12 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 	if cfg.Lease <= cfg.RequestTimeout {
 		return nil, fmt.Errorf("httpapi: Lease (%s) must be longer than RequestTimeout (%s), or a slow request's requestId could be taken over while it runs", cfg.Lease, cfg.RequestTimeout)
 	}
+	if cfg.Catalog == nil {
+		var err error
+		if cfg.Catalog, err = openapi.Load(); err != nil {
+			return nil, err
+		}
+	}
 	log := cfg.Logger
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
@@ -104,51 +114,42 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: registering metrics: %w", err)
 	}
-	st = instrumented{Store: st, errors: m.storeErrors}
-
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(log)
-
-	spec, err := loadSpec()
-	if err != nil {
-		return nil, err
-	}
-	routes := classify(spec)
 	httpMetrics, err := m.httpMetrics()
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: registering metrics: %w", err)
 	}
+	st = instrumented{Store: st, errors: m.storeErrors}
+	seal := sealer{signature.Sealer{Key: cfg.SigningKey, KeyVersion: cfg.SigningKeyVersion, Now: cfg.Now}}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(seal, log)
 	recoverPanics := middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			log.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
 			return err // answered U/UNKNOWN_EXCEPTION by the error table
 		},
 	})
-	seal := sealer(cfg.SigningKey, cfg.SigningKeyVersion, cfg.Now)
 
 	// The request path, outermost first. Echo routes before running these,
 	// so c.Path() is the matched route.
 	e.Use(
 		recoverPanics, // a panic in the layers below
-		requestIDs(routes.operation),
+		requestIDs(cfg.Catalog),
 		httpMetrics,     // sees the answer sent: requestLog handles errors
-		requestLog(log), // one line per request
+		requestLog(log), // one line per request; its error handler signs partner answers
 		deadline(cfg.RequestTimeout),
-		signResponses(seal, routes), // every partner answer leaves signed, errors included
-		recoverPanics,               // a panic below becomes a signed U
+		recoverPanics, // a panic below becomes a logged, signed U
 		captureBody(cfg.BodyLimit),
-		verifyRequests(routes.partner, cfg.Clients, cfg.TimeWindow, cfg.Now, m.signatureFailures), // raw bytes, before parsing
-		rateLimit(routes.partner, cfg.RateLimit),
-		validator(spec, cfg.AdminToken),
+		verifyRequests(cfg.Clients, cfg.TimeWindow, cfg.Now, m.signatureFailures), // raw bytes, before parsing
+		rateLimit(cfg.RateLimit),
+		validator(cfg.Catalog, cfg.AdminToken),
 		wellFormed, // what the validator lets through: trailing data, bad UTF-8
 	)
-	// Then per operation: idempotency, then the handler.
-	h := &handlers{st: st, now: cfg.Now}
-	strict := server.NewStrictHandler(h, []server.StrictMiddlewareFunc{
-		idempotency(st, seal, cfg.Lease, cfg.Retention, cfg.RateLimit, log, m.idempotency),
-	})
-	server.RegisterHandlers(e, strict)
+	h := &handlers{st: st, now: cfg.Now, seal: seal, idem: &idempotency{
+		st: st, seal: seal, lease: cfg.Lease, retention: cfg.Retention, limiter: cfg.RateLimit, log: log, outcomes: m.idempotency,
+	}}
+	server.RegisterHandlers(e, server.NewStrictHandler(h, nil))
 	if err := serviceEndpoints(e, st, m, cfg.Docs); err != nil {
 		return nil, err
 	}

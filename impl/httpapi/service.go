@@ -5,49 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/orderhub/orderhub/impl/store"
 	"github.com/orderhub/orderhub/openapi"
 )
-
-// routes sorts the contract's endpoints by who calls them.
-type routes struct {
-	// partner maps the path of every partner API to its operationId: every
-	// operation not tagged "operations" (the operator API) or "service".
-	partner map[string]string
-	// service holds the echo routes of the "service" endpoints (health,
-	// metrics, docs): not signed, not partner messages.
-	service map[string]bool
-	// operation names the operation of a method and echo route.
-	operation func(method, route string) string
-}
-
-func classify(spec *openapi3.T) routes {
-	r := routes{partner: map[string]string{}, service: map[string]bool{}, operation: operations(spec)}
-	for path, item := range spec.Paths.Map() {
-		for _, op := range item.Operations() {
-			switch {
-			case slices.Contains(op.Tags, "service"):
-				r.service[echoRoute(path)] = true
-			case !slices.Contains(op.Tags, "operations"):
-				r.partner[path] = op.OperationID
-			}
-		}
-	}
-	return r
-}
-
-// echoRoute turns an OpenAPI path into echo's route syntax.
-func echoRoute(path string) string {
-	return strings.NewReplacer("{", ":", "}", "").Replace(path)
-}
 
 // serviceEndpoints serves the contract's "service" operations: liveness,
 // readiness, metrics, and the contract itself (YAML, JSON, HTML).

@@ -23,8 +23,8 @@ const maxMessage = 1024
 
 // validator checks every request against the contract before routing it to a
 // handler. Violations become one PARAM_ILLEGAL naming all the fields at fault.
-func validator(spec *openapi3.T, adminToken string) echo.MiddlewareFunc {
-	return echomw.OapiRequestValidatorWithOptions(spec, &echomw.Options{
+func validator(cat *openapi.Catalog, adminToken string) echo.MiddlewareFunc {
+	return echomw.OapiRequestValidatorWithOptions(cat.Doc(), &echomw.Options{
 		Options: openapi3filter.Options{
 			MultiError:          true,
 			SkipSettingDefaults: true, // the body is the caller's, byte for byte
@@ -37,12 +37,8 @@ func validator(spec *openapi3.T, adminToken string) echo.MiddlewareFunc {
 		},
 		ErrorHandler: func(_ echo.Context, he *echo.HTTPError) error {
 			switch he.Code {
-			case http.StatusNotFound:
-				return errInvalidAPI
-			case http.StatusMethodNotAllowed:
-				return errMethodNotAllowed
-			case http.StatusForbidden, http.StatusUnauthorized:
-				return errAccessDenied
+			case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusForbidden, http.StatusUnauthorized:
+				return he // what the status means is the error table's
 			}
 			if he.Internal != nil {
 				return requestProblem(he.Internal)
@@ -50,22 +46,6 @@ func validator(spec *openapi3.T, adminToken string) echo.MiddlewareFunc {
 			return he
 		},
 	})
-}
-
-// loadSpec returns the contract as written. Not server.GetSwagger(): the
-// generator rewrites operationIds (capitalised) in the copy it embeds.
-func loadSpec() (*openapi3.T, error) {
-	loader := openapi3.NewLoader()
-	spec, err := loader.LoadFromData(openapi.Spec)
-	if err != nil {
-		return nil, fmt.Errorf("loading the embedded contract: %w", err)
-	}
-	if err := spec.Validate(loader.Context); err != nil {
-		return nil, fmt.Errorf("the embedded contract is invalid: %w", err)
-	}
-	// Without servers the router matches paths only, not hosts.
-	spec.Servers = nil
-	return spec, nil
 }
 
 // bearer checks the operator API's token. An empty configured token refuses
@@ -186,7 +166,7 @@ func schemaReason(se *openapi3.SchemaError) string {
 			return fmt.Sprintf("exceeds the maximum length %d", *s.MaxLength)
 		}
 	case "minLength":
-		if s != nil && s.MinLength <= 1 {
+		if s == nil || s.MinLength <= 1 {
 			return "must not be empty"
 		}
 		return fmt.Sprintf("is shorter than %d", s.MinLength)

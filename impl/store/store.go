@@ -28,6 +28,12 @@ var (
 	// ErrLeaseLost: the idempotency record is no longer held with this
 	// token (its lease expired and another request took it over).
 	ErrLeaseLost = errors.New("store: idempotency lease lost")
+
+	// The idempotency protocol's answers to a Begin that cannot start:
+	// ErrRequestMismatch for Mismatch (the requestId was used with another
+	// body: final), ErrInProgress for InProgress (retry later).
+	ErrRequestMismatch = errors.New("store: requestId reused with a different body")
+	ErrInProgress      = errors.New("store: the same requestId is being processed")
 )
 
 // Store is everything orderhub persists.

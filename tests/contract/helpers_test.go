@@ -19,7 +19,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +33,7 @@ import (
 	"github.com/orderhub/orderhub/impl/httpapi"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/openapi"
 	"github.com/orderhub/orderhub/tests/conformance"
 )
 
@@ -89,9 +89,11 @@ func keys(t testing.TB) testKeys {
 
 // partnerOperations are the operationIds a client may be allowed, sorted.
 var partnerOperations = sync.OnceValues(func() ([]string, error) {
-	ops, err := httpapi.PartnerOperations()
-	slices.Sort(ops)
-	return ops, err
+	cat, err := openapi.Load()
+	if err != nil {
+		return nil, err
+	}
+	return cat.IDs(openapi.Partner), nil
 })
 
 // regClient is one entry of a clients registry file; regKey one of its keys.
@@ -240,7 +242,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	ops, err := partnerOperations()
 	if err != nil {
-		t.Fatalf("httpapi.PartnerOperations: %v", err)
+		t.Fatalf("the partner operations of the contract: %v", err)
 	}
 	text := registryYAML(t, cfg.registry(e.clientID, e.keys, ops))
 	if cfg.clientsFile {

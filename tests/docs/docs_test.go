@@ -218,10 +218,11 @@ func startOrderhub(t *testing.T, page []byte) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops, err := httpapi.PartnerOperations()
+	cat, err := openapi.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	ops := cat.IDs(openapi.Partner)
 	pub, err := signature.MarshalPublicKey(&key.PublicKey)
 	if err != nil {
 		t.Fatal(err)

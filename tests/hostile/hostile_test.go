@@ -28,6 +28,7 @@ import (
 	"github.com/orderhub/orderhub/impl/httpapi"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/openapi"
 	"github.com/orderhub/orderhub/tests/conformance"
 	"github.com/orderhub/orderhub/tests/redistest"
 )
@@ -78,10 +79,11 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops, err := httpapi.PartnerOperations()
+	cat, err := openapi.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	ops := cat.IDs(openapi.Partner)
 	reg, err := clients.Parse(fmt.Appendf(nil, `{"clients":[{"clientId":%q,"operations":["*"],"keys":[{"version":1,"publicKey":%q}]}]}`, clientID, pub), ops)
 	if err != nil {
 		t.Fatal(err)

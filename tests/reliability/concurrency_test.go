@@ -15,6 +15,7 @@ import (
 	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/httpapi"
 	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/openapi"
 	"github.com/orderhub/orderhub/tests/redistest"
 )
 
@@ -39,10 +40,11 @@ func TestConcurrentDuplicates(t *testing.T) {
 	// Copies of one answer are compared byte for byte; the first of each
 	// burst is checked against the contract and the signature.
 	p := newPartner(t, "burst-client", k, checkEvery(false))
-	ops, err := httpapi.PartnerOperations()
+	cat, err := openapi.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	ops := cat.IDs(openapi.Partner)
 	reg, err := clients.Parse(clientsYAML(t, p.clientID, &k.client.PublicKey), ops)
 	if err != nil {
 		t.Fatal(err)

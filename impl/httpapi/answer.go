@@ -1,0 +1,61 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderhub/orderhub/generated/models"
+)
+
+// answer is a partner answer exactly as it leaves: status, headers (signed)
+// and body. The partner handlers return it as their typed response, errors
+// are written as one, and an idempotent request stores it whole, so that a
+// replay sends the very bytes, Response-Time and Signature of the first.
+// Its JSON form is the stored record.
+type answer struct {
+	Status int         `json:"status"`
+	Header http.Header `json:"header"`
+	Body   []byte      `json:"body"`
+	// Result is the body's result, kept so that logs and metrics of a
+	// replay need not parse the body (records stored without it replay
+	// all the same, unreported).
+	Result *models.Result `json:"result,omitempty"`
+}
+
+// render makes the answer of v, whose result is r: JSON as echo and the
+// generated encoders write it (HTML characters escaped, a final newline).
+func render(status int, r models.Result, v any) (*answer, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{}
+	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	return &answer{Status: status, Header: h, Body: append(body, '\n'), Result: &r}, nil
+}
+
+// write sends the answer. The response already carries this request's own
+// X-Request-Id; a stored answer has none.
+func (a *answer) write(w http.ResponseWriter) error {
+	for k, v := range a.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(a.Status)
+	_, err := w.Write(a.Body)
+	return err
+}
+
+// The typed responses of the partner operations: each sends the answer.
+func (a *answer) VisitNotifyOrderCompletionResponse(w http.ResponseWriter) error {
+	return a.write(w)
+}
+
+func (a *answer) VisitInquireOrderDetailResponse(w http.ResponseWriter) error {
+	return a.write(w)
+}
+
+func (a *answer) VisitNotifyDeliveryAuditResultResponse(w http.ResponseWriter) error {
+	return a.write(w)
+}
