@@ -1,4 +1,4 @@
-package main
+package orderhub
 
 import (
 	"fmt"
@@ -12,10 +12,9 @@ import (
 // limits hold across every instance, or in the process when there is no
 // Redis (rdb nil). It returns nil when no limit is configured, and a line
 // saying what is in force.
-func openLimiter(cfg config, rdb redis.UniversalClient) (ratelimit.Limiter, string) {
-	limits := ratelimit.Limits{PerClient: cfg.RateLimitPerClient, Global: cfg.RateLimitGlobal}
+func openLimiter(limits ratelimit.Limits, rdb redis.UniversalClient) (ratelimit.Limiter, string) {
 	if limits.Off() {
-		return nil, "rate limits: off (set ORDERHUB_RATE_LIMIT_PER_CLIENT or ORDERHUB_RATE_LIMIT_GLOBAL)"
+		return nil, "rate limits: off"
 	}
 	desc := fmt.Sprintf("rate limits: per client %s, global %s", limits.PerClient, limits.Global)
 	if rdb == nil {

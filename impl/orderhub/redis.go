@@ -1,4 +1,4 @@
-package main
+package orderhub
 
 import (
 	"errors"
@@ -12,16 +12,17 @@ import (
 	"github.com/orderhub/orderhub/impl/store"
 )
 
-// openStore opens Redis when ORDERHUB_REDIS_URL is set, else the in-memory
-// store (state is lost on exit: for trying orderhub out, not production).
-// It also returns the Redis client, for the rate limiter (nil: no Redis).
-func openStore(cfg config) (store.Store, redis.UniversalClient, string, error) {
-	if cfg.RedisURL == "" {
-		return store.NewMemory(nil), nil, "memory (set ORDERHUB_REDIS_URL for Redis)", nil
+// openStore opens the Redis that url names, tuned to the request timeout,
+// or the in-memory store when url is empty. It also returns the Redis
+// client, for the rate limiter (nil: no Redis), and a line naming the store
+// (without a password).
+func openStore(url string, requestTimeout time.Duration) (store.Store, redis.UniversalClient, string, error) {
+	if url == "" {
+		return store.NewMemory(nil), nil, "memory", nil
 	}
-	rdb, name, err := redisClient(cfg.RedisURL, cfg.RequestTimeout)
+	rdb, name, err := redisClient(url, requestTimeout)
 	if err != nil {
-		return nil, nil, "", &configError{fmt.Sprintf("ORDERHUB_REDIS_URL: %v", err)}
+		return nil, nil, "", fmt.Errorf("redis URL: %w", err)
 	}
 	return store.NewRedis(rdb), rdb, name, nil
 }
@@ -48,7 +49,7 @@ const (
 	clusterTLSScheme = "rediss+cluster"
 )
 
-// parseRedisURL reads ORDERHUB_REDIS_URL with go-redis's own parsers and
+// parseRedisURL reads a Redis URL with go-redis's own parsers and
 // returns the options of a single node or of a cluster (exactly one is
 // non-nil). The rule, as go-redis's UniversalClient has it:
 //

@@ -150,6 +150,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, nil
 }
 
+// Limits are the rate limits of partner calls.
+func (c config) Limits() ratelimit.Limits {
+	return ratelimit.Limits{PerClient: c.RateLimitPerClient, Global: c.RateLimitGlobal}
+}
+
 func or(v, def string) string {
 	if v == "" {
 		return def

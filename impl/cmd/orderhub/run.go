@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/orderhub/orderhub/impl/clients"
-	"github.com/orderhub/orderhub/impl/httpapi"
+	"github.com/orderhub/orderhub/impl/orderhub"
 	"github.com/orderhub/orderhub/impl/signature"
 )
 
@@ -41,15 +41,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	ops, err := httpapi.PartnerOperations()
-	if err != nil {
-		return err
-	}
-	callers, err := clients.Open(cfg.ClientsFile, ops)
-	if err != nil {
-		return &configError{fmt.Sprintf("ORDERHUB_CLIENTS: %v", err)}
-	}
-
 	docs, err := readDocs(cfg)
 	if err != nil {
 		return err
@@ -57,37 +48,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if docs == nil {
 		fmt.Fprintf(stdout, "docs: %s not built (make docs); /docs answers 404\n", cfg.DocsFile)
 	}
-
-	st, rdb, storeName, err := openStore(cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	limiter, limits := openLimiter(cfg, rdb)
-
-	h, err := httpapi.New(st, httpapi.Config{
-		Clients:           callers,
+	svc, err := orderhub.Open(orderhub.Config{
+		RedisURL:          cfg.RedisURL,
+		ClientsFile:       cfg.ClientsFile,
 		SigningKey:        signingKey,
 		SigningKeyVersion: cfg.SigningKeyVersion,
-		TimeWindow:        cfg.TimeWindow,
 		AdminToken:        cfg.AdminToken,
+		Limits:            cfg.Limits(),
+		TimeWindow:        cfg.TimeWindow,
 		Lease:             cfg.Lease,
 		Retention:         cfg.Retention,
 		RequestTimeout:    cfg.RequestTimeout,
 		BodyLimit:         cfg.MaxBodyBytes,
 		Logger:            log,
 		Docs:              docs,
-		RateLimit:         limiter,
 	})
 	if err != nil {
-		return err
+		return &configError{err.Error()}
 	}
+	defer svc.Close()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return &configError{fmt.Sprintf("ORDERHUB_ADDR=%q: %v", cfg.Addr, err)}
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           svc.Handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       cfg.RequestTimeout,
 		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
@@ -99,17 +84,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	storeName := svc.Store
+	if cfg.RedisURL == "" {
+		storeName += " (set ORDERHUB_REDIS_URL for Redis)"
+	}
 	fmt.Fprintf(stdout, "orderhub listening on http://%s (store: %s)\n", ln.Addr(), storeName)
 	if cfg.AdminToken == "" {
 		fmt.Fprintln(stdout, "operator API off: set ORDERHUB_ADMIN_TOKEN to enable /ops/")
 	}
 
-	fmt.Fprintf(stdout, "clients: %d registered from %s (SIGHUP reloads)\n", callers.Current().Len(), cfg.ClientsFile)
+	fmt.Fprintf(stdout, "clients: %d registered from %s (SIGHUP reloads)\n", svc.Clients.Current().Len(), cfg.ClientsFile)
+	limits := svc.Limits
+	if cfg.Limits().Off() {
+		limits += " (set ORDERHUB_RATE_LIMIT_PER_CLIENT or ORDERHUB_RATE_LIMIT_GLOBAL)"
+	}
 	fmt.Fprintln(stdout, limits)
 
 	reloadCtx, stopReloading := context.WithCancel(ctx)
 	defer stopReloading()
-	go reloadOnHUP(reloadCtx, hup, callers, log)
+	go reloadOnHUP(reloadCtx, hup, svc.Clients, log)
 	return serve(ctx, srv, ln, cfg.ShutdownTimeout, log)
 }
 

@@ -9,11 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/orderhub/orderhub/impl/signature"
+	"github.com/orderhub/orderhub/tests/redistest"
 )
 
 func env(kv map[string]string) func(string) string {
@@ -256,4 +260,47 @@ func TestRunReloadsClientsOnSIGHUP(t *testing.T) {
 	if body, _ := s.inquire(t); !strings.Contains(body, "ACCESS_DENIED") {
 		t.Errorf("after reload: %s", body)
 	}
+}
+
+// TestRunOnRedisCluster runs the binary's wiring against a local cluster,
+// named by ORDERHUB_REDIS_URL in the form redistest.Cluster.URL gives.
+func TestRunOnRedisCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	s := start(t, map[string]string{"ORDERHUB_REDIS_URL": c.URL()})
+
+	req, err := http.NewRequest(http.MethodPut, s.base+"/ops/orders/cluster-order-1",
+		strings.NewReader(`{"posOrderId":"pos-1","orderStatus":"PREPARING"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer t")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"PREPARING"`) {
+		t.Fatalf("PUT order: HTTP %d %s", res.StatusCode, body)
+	}
+	// The order is in the cluster, not in memory.
+	var keys atomic.Int64 // ForEachMaster runs f on the masters concurrently
+	err = c.Client(t).ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
+		n, err := m.DBSize(ctx).Result()
+		keys.Add(n)
+		return err
+	})
+	if err != nil || keys.Load() == 0 {
+		t.Errorf("keys in the cluster: %d, %v; want the order", keys.Load(), err)
+	}
+	if body, _ := s.inquire(t); !strings.Contains(body, "ORDER_NOT_EXIST") {
+		t.Errorf("inquire: %s", body)
+	}
+
+	s.cancel()
+	if err := <-s.done; err != nil {
+		t.Errorf("run after cancel: %v", err)
+	}
+	s.done <- nil // for Cleanup
 }

@@ -1,0 +1,106 @@
+// Package orderhub assembles the service from its parts: the contract
+// catalog, the store (Redis, or memory), the registry of partner clients,
+// the rate limiter and the HTTP handler. The command reads the environment
+// and owns signals and the listener; a test can call Open directly.
+package orderhub
+
+import (
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/orderhub/orderhub/impl/clients"
+	"github.com/orderhub/orderhub/impl/httpapi"
+	"github.com/orderhub/orderhub/impl/ratelimit"
+	"github.com/orderhub/orderhub/openapi"
+)
+
+// Config is what an orderhub is made of. Zero durations and sizes take
+// httpapi's defaults.
+type Config struct {
+	// RedisURL names the Redis (one node or a cluster) that keeps the
+	// state and shares the rate limits; empty keeps both in memory, lost on
+	// exit: for trying orderhub out, not for production.
+	RedisURL string
+	// ClientsFile is the registry of partner callers and their keys
+	// (required); Service.Clients reloads it.
+	ClientsFile string
+	// SigningKey signs every partner answer (required), as
+	// SigningKeyVersion (0: 1).
+	SigningKey        *rsa.PrivateKey
+	SigningKeyVersion int
+	// AdminToken guards the operator API; empty turns it off.
+	AdminToken string
+	// Limits of the partner calls; the zero value is none.
+	Limits ratelimit.Limits
+
+	TimeWindow     time.Duration // how far Request-Time may be from the clock
+	Lease          time.Duration // how long a request holds its requestId
+	Retention      time.Duration // how long final answers are kept (0: forever)
+	RequestTimeout time.Duration // bounds each request's work
+	BodyLimit      int64         // the largest request body read, in bytes
+
+	// Logger receives the request log (nil: discarded).
+	Logger *slog.Logger
+	// Docs is the reference page served at /docs (nil: 404).
+	Docs []byte
+}
+
+// Service is an assembled orderhub.
+type Service struct {
+	// Handler serves the contract.
+	Handler http.Handler
+	// Clients is the registry in force; Reload reads the file again.
+	Clients *clients.Source
+	// Store and Limits say, in a line each, what is in use.
+	Store, Limits string
+
+	close func() error
+}
+
+// Open assembles an orderhub. Its errors are configurations it cannot work
+// with.
+func Open(cfg Config) (*Service, error) {
+	cat, err := openapi.Load()
+	if err != nil {
+		return nil, err
+	}
+	callers, err := clients.Open(cfg.ClientsFile, cat.IDs(openapi.Partner))
+	if err != nil {
+		return nil, fmt.Errorf("clients file: %w", err)
+	}
+	timeout := cfg.RequestTimeout
+	if timeout <= 0 {
+		timeout = httpapi.DefaultRequestTimeout
+	}
+	st, rdb, storeName, err := openStore(cfg.RedisURL, timeout)
+	if err != nil {
+		return nil, err
+	}
+	limiter, limits := openLimiter(cfg.Limits, rdb)
+	h, err := httpapi.New(st, httpapi.Config{
+		Catalog:           cat,
+		Clients:           callers,
+		SigningKey:        cfg.SigningKey,
+		SigningKeyVersion: cfg.SigningKeyVersion,
+		TimeWindow:        cfg.TimeWindow,
+		AdminToken:        cfg.AdminToken,
+		Lease:             cfg.Lease,
+		Retention:         cfg.Retention,
+		RequestTimeout:    cfg.RequestTimeout,
+		BodyLimit:         cfg.BodyLimit,
+		Logger:            cfg.Logger,
+		Docs:              cfg.Docs,
+		RateLimit:         limiter,
+	})
+	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	return &Service{Handler: h, Clients: callers, Store: storeName, Limits: limits, close: st.Close}, nil
+}
+
+// Close releases the store's connections.
+func (s *Service) Close() error { return s.close() }
