@@ -25,17 +25,19 @@ docs: ## build the contract's reference page, .orderhub/docs/index.html (served 
 	scripts/build-docs.sh
 
 .PHONY: tools
-tools: ## install what the checks need, when missing: redis-server, chromium, the npm tools, oasdiff
+tools: ## install what the checks need, when missing: redis-server, chromium, the npm tools, oasdiff, staticcheck
 	scripts/ensure-redis.sh
 	scripts/ensure-chromium.sh
 	scripts/ensure-node-tools.sh
-	scripts/ensure-oasdiff.sh
+	scripts/ensure-go-tools.sh
 
 .PHONY: lint
-lint: ## gofmt, go vet, and the contract: Spectral, Redocly, oasdiff breaking changes
+lint: ## gofmt, go vet, staticcheck, and the contract: Spectral, Redocly, oasdiff breaking changes
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted" >&2; exit 1; fi
 	$(GO) vet $(PKGS)
+	scripts/ensure-go-tools.sh
+	scripts/tools/bin/staticcheck $(PKGS)
 	scripts/lint-spec.sh
 
 .PHONY: test

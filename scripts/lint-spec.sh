@@ -8,12 +8,12 @@
 #   3. oasdiff breaking --fail-on ERR against the contract at the latest git
 #      tag, or at the previous commit when there is no tag
 #      (ORDERHUB_SPEC_BASE=<rev> names another base).
-# Runs offline once scripts/ensure-node-tools.sh and scripts/ensure-oasdiff.sh
+# Runs offline once scripts/ensure-node-tools.sh and scripts/ensure-go-tools.sh
 # have run (this script calls both; they do nothing when all is in place).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-node-tools.sh
-scripts/ensure-oasdiff.sh
+scripts/ensure-go-tools.sh
 source scripts/tools/env.sh
 spec=openapi/orderhub.yaml
 

@@ -149,7 +149,7 @@ func CheckSignature(key *rsa.PublicKey, req *http.Request, header http.Header, b
 	}
 	m := signatureHeader.FindStringSubmatch(sigs[0])
 	if m == nil {
-		return fmt.Errorf("Signature header %q is not `algorithm=RSA256, keyVersion=N, signature=<escaped base64>`", sigs[0])
+		return fmt.Errorf("the Signature header %q is not `algorithm=RSA256, keyVersion=N, signature=<escaped base64>`", sigs[0])
 	}
 	b64, err := url.QueryUnescape(m[2])
 	if err != nil {

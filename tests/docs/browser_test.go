@@ -260,18 +260,6 @@ func jsValue(v any) string {
 
 func jsString(s string) string { return jsValue(s) }
 
-// xpathString quotes s for XPath 1.0, which has no escapes.
-func xpathString(s string) string {
-	if !strings.Contains(s, `"`) {
-		return `"` + s + `"`
-	}
-	if !strings.Contains(s, `'`) {
-		return `'` + s + `'`
-	}
-	parts := strings.Split(s, `"`)
-	return `concat("` + strings.Join(parts, `", '"', "`) + `")`
-}
-
 // sink stands for the outside world: a proxy on the loopback address that
 // reads each request line, records it and hangs up.
 type sink struct {

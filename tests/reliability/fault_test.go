@@ -82,8 +82,8 @@ func TestRedisFaults(t *testing.T) {
 
 			f.inject()
 			tally.faults++
-			round := r.sendDuringFault(ctx, notes)
-			answers, errs := round.answers, round.errs
+			sent := r.sendDuringFault(ctx, notes)
+			answers, errs := sent.answers, sent.errs
 			var slowest time.Duration
 			for i, a := range answers {
 				tally.duringFault++
@@ -100,8 +100,8 @@ func TestRedisFaults(t *testing.T) {
 				slowest = max(slowest, a.took)
 			}
 			tally.slowest = max(tally.slowest, slowest)
-			round.checkProbes(t, name, bound)
-			tally.slowestReadyz = max(tally.slowestReadyz, round.readyTook)
+			sent.checkProbes(t, name, bound)
+			tally.slowestReadyz = max(tally.slowestReadyz, sent.readyTook)
 
 			f.repair()
 			repaired := time.Now()
@@ -170,7 +170,7 @@ func TestRedisFaults(t *testing.T) {
 			}
 			tally.retriesAfterRecovery += retries
 			t.Logf("%s: %d notifications during the fault (slowest answer %s, /readyz in %s); after the repair %d U retries before the final answers",
-				name, len(notes), slowest.Round(time.Millisecond), round.readyTook.Round(time.Millisecond), retries)
+				name, len(notes), slowest.Round(time.Millisecond), sent.readyTook.Round(time.Millisecond), retries)
 		}
 	}
 	t.Logf("faults: %v runtime=%s", tally, time.Since(start).Round(time.Millisecond))
