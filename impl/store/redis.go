@@ -117,15 +117,24 @@ func tag(scope ScopeKind, id string) string {
 	return "{" + esc(string(scope)) + ":" + esc(id) + "}"
 }
 
-func orderKey(id string) string       { return "orderhub:order:" + tag(ScopeOrder, id) }
-func auditsKey(tradeID string) string { return "orderhub:audits:" + tag(ScopeTrade, tradeID) }
+// The Redis key layout, exported for those who inspect Redis: operators,
+// and the tests that expire or intercept a key by name.
 
-func claimKey(k Key) string {
+// OrderKey is the key of an order.
+func OrderKey(id string) string { return "orderhub:order:" + tag(ScopeOrder, id) }
+
+// AuditsKey is the key of a trade's delivery audits.
+func AuditsKey(tradeID string) string { return "orderhub:audits:" + tag(ScopeTrade, tradeID) }
+
+// ClaimKey is the key of the write-once claim binding k's requestId to its
+// body, in the requestId's own slot.
+func ClaimKey(k Key) string {
 	return "orderhub:claim:{" + esc(k.Op) + ":" + esc(k.ClientID) + ":" + esc(k.RequestID) + "}"
 }
 
-// RecordKey is the key of k's idempotency record (tests expire it by hand).
-func (r *Redis) RecordKey(k Key) string {
+// RecordKey is the key of k's idempotency record, in the slot of the entity
+// it acts on.
+func RecordKey(k Key) string {
 	return "orderhub:idem:" + tag(k.Scope, k.ScopeID) + ":" + esc(k.Op) + ":" + esc(k.ClientID) + ":" + esc(k.RequestID)
 }
 
@@ -160,7 +169,7 @@ func encodeOrder(o domain.Order) (string, error) {
 
 // GetOrder implements Store.
 func (r *Redis) GetOrder(ctx context.Context, requestOrderID string) (domain.Order, error) {
-	doc, err := r.c.HGet(ctx, orderKey(requestOrderID), "json").Result()
+	doc, err := r.c.HGet(ctx, OrderKey(requestOrderID), "json").Result()
 	if errors.Is(err, redis.Nil) {
 		return domain.Order{}, ErrNotFound
 	}
@@ -185,7 +194,7 @@ func (r *Redis) PutOrder(ctx context.Context, o domain.Order) (domain.Order, err
 	if err != nil {
 		return domain.Order{}, err
 	}
-	res, err := r.putCS.Run(ctx, r.c, []string{orderKey(o.RequestOrderID)}, expected, doc, o.Version).Text()
+	res, err := r.putCS.Run(ctx, r.c, []string{OrderKey(o.RequestOrderID)}, expected, doc, o.Version).Text()
 	if err != nil {
 		return domain.Order{}, err
 	}
@@ -197,7 +206,7 @@ func (r *Redis) PutOrder(ctx context.Context, o domain.Order) (domain.Order, err
 
 // ListAudits implements Store.
 func (r *Redis) ListAudits(ctx context.Context, tradeID string) ([]domain.Audit, error) {
-	docs, err := r.c.HGetAll(ctx, auditsKey(tradeID)).Result()
+	docs, err := r.c.HGetAll(ctx, AuditsKey(tradeID)).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -226,17 +235,17 @@ func (r *Redis) Begin(ctx context.Context, k Key, fingerprint string, lease time
 		return Begun{}, err
 	}
 	token := newToken()
-	keys, args := []string{r.RecordKey(k)}, []any{fingerprint, token, millis(lease)}
+	keys, args := []string{RecordKey(k)}, []any{fingerprint, token, millis(lease)}
 	var begin *redis.Cmd
 	var claim *redis.StatusCmd
 	// Each command carries its own error; the pipeline's is the first of them.
 	_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		begin = r.begin.EvalSha(ctx, p, keys, args...)
-		claim = p.SetArgs(ctx, claimKey(k), fingerprint, redis.SetArgs{Mode: "NX", Get: true, TTL: time.Duration(millis(lease)) * time.Millisecond})
+		claim = p.SetArgs(ctx, ClaimKey(k), fingerprint, redis.SetArgs{Mode: "NX", Get: true, TTL: time.Duration(millis(lease)) * time.Millisecond})
 		// A claim left by an earlier attempt (one that answered U) lives at
 		// least a lease more, so it cannot lapse before this one commits;
 		// GT never shortens it, nor touches one kept forever.
-		p.Do(ctx, "PEXPIRE", claimKey(k), millis(lease), "GT")
+		p.Do(ctx, "PEXPIRE", ClaimKey(k), millis(lease), "GT")
 		return nil
 	})
 	found, err := evalAgain(ctx, r.c, r.begin, begin, keys, args...).Slice()
@@ -291,7 +300,7 @@ func (r *Redis) Commit(ctx context.Context, k Key, token string, response []byte
 	if err := checkEffect(k, effect); err != nil {
 		return err
 	}
-	keys := []string{r.RecordKey(k)}
+	keys := []string{RecordKey(k)}
 	args := []any{token, response, millis(retention)}
 	switch e := effect.(type) {
 	case nil:
@@ -303,14 +312,14 @@ func (r *Redis) Commit(ctx context.Context, k Key, token string, response []byte
 		if err != nil {
 			return err
 		}
-		keys = append(keys, orderKey(k.ScopeID))
+		keys = append(keys, OrderKey(k.ScopeID))
 		args = append(args, "order", e.Order.Version, doc, o.Version)
 	case RecordAuditEffect:
 		doc, err := json.Marshal(e.Audit)
 		if err != nil {
 			return err
 		}
-		keys = append(keys, auditsKey(k.ScopeID))
+		keys = append(keys, AuditsKey(k.ScopeID))
 		args = append(args, "audit", e.Audit.DeliveryBatchID, doc)
 	}
 
@@ -320,9 +329,9 @@ func (r *Redis) Commit(ctx context.Context, k Key, token string, response []byte
 		// Its outcome is not checked: a claim that was not extended only
 		// expires early (see above), and the commit's answer is what counts.
 		if retention == 0 {
-			p.Persist(ctx, claimKey(k))
+			p.Persist(ctx, ClaimKey(k))
 		} else {
-			p.PExpire(ctx, claimKey(k), time.Duration(millis(retention))*time.Millisecond)
+			p.PExpire(ctx, ClaimKey(k), time.Duration(millis(retention))*time.Millisecond)
 		}
 		return nil
 	})
@@ -340,7 +349,7 @@ func (r *Redis) Commit(ctx context.Context, k Key, token string, response []byte
 
 // Release implements Store.
 func (r *Redis) Release(ctx context.Context, k Key, token string) error {
-	return r.release.Run(ctx, r.c, []string{r.RecordKey(k)}, token).Err()
+	return r.release.Run(ctx, r.c, []string{RecordKey(k)}, token).Err()
 }
 
 // Ping implements Store.

@@ -28,7 +28,7 @@ func TestRedis(t *testing.T) {
 			Store: r,
 			ExpireLease: func(k store.Key) {
 				// A non-positive PEXPIRE deletes the key at once.
-				if err := admin.PExpire(t.Context(), r.RecordKey(k), 0).Err(); err != nil {
+				if err := admin.PExpire(t.Context(), store.RecordKey(k), 0).Err(); err != nil {
 					t.Fatalf("PEXPIRE: %v", err)
 				}
 			},
@@ -51,7 +51,7 @@ func TestRedisCluster(t *testing.T) {
 		return storetest.Harness{
 			Store: r,
 			ExpireLease: func(k store.Key) {
-				if err := admin.PExpire(t.Context(), r.RecordKey(k), 0).Err(); err != nil {
+				if err := admin.PExpire(t.Context(), store.RecordKey(k), 0).Err(); err != nil {
 					t.Fatalf("PEXPIRE: %v", err)
 				}
 			},
@@ -73,7 +73,6 @@ func newRedis(t *testing.T) (*store.Redis, *redis.Client, *redistest.Server) {
 // needs cluster support on (Redis 7.0), not slots or other nodes.
 func TestRedisKeySlots(t *testing.T) {
 	admin := redistest.Start(t, "--cluster-enabled", "yes").Client(t)
-	r := store.NewRedis(admin)
 	slot := func(key string) int64 {
 		t.Helper()
 		s, err := admin.ClusterKeySlot(t.Context(), key).Result()
@@ -84,12 +83,12 @@ func TestRedisKeySlots(t *testing.T) {
 	}
 	for _, id := range []string{"pds_2109220000232584_1", "x{y}z", "}{", "a:b%c", ""} {
 		k := store.Key{Op: "op{", ClientID: "c}", RequestID: "{r}", Scope: store.ScopeOrder, ScopeID: id}
-		if rec, ent := slot(r.RecordKey(k)), slot(store.OrderKey(id)); rec != ent {
-			t.Errorf("order %q: record %q in slot %d, order %q in slot %d", id, r.RecordKey(k), rec, store.OrderKey(id), ent)
+		if rec, ent := slot(store.RecordKey(k)), slot(store.OrderKey(id)); rec != ent {
+			t.Errorf("order %q: record %q in slot %d, order %q in slot %d", id, store.RecordKey(k), rec, store.OrderKey(id), ent)
 		}
 		k.Scope = store.ScopeTrade
-		if rec, ent := slot(r.RecordKey(k)), slot(store.AuditsKey(id)); rec != ent {
-			t.Errorf("trade %q: record %q in slot %d, audits %q in slot %d", id, r.RecordKey(k), rec, store.AuditsKey(id), ent)
+		if rec, ent := slot(store.RecordKey(k)), slot(store.AuditsKey(id)); rec != ent {
+			t.Errorf("trade %q: record %q in slot %d, audits %q in slot %d", id, store.RecordKey(k), rec, store.AuditsKey(id), ent)
 		}
 	}
 	// The claim is the requestId's, whatever entity the request names.
@@ -129,10 +128,10 @@ func TestRedisLayoutAndTTLs(t *testing.T) {
 		t.Fatalf("Begin = %+v, %v", b, err)
 	}
 	want := map[string]string{"state": "P", "token": b.Token, "fp": "fp1"}
-	if diff := cmp.Diff(want, hgetall(r.RecordKey(k))); diff != "" {
+	if diff := cmp.Diff(want, hgetall(store.RecordKey(k))); diff != "" {
 		t.Fatalf("in-progress record (-want +got):\n%s", diff)
 	}
-	wantTTL(r.RecordKey(k), lease-time.Second, lease)
+	wantTTL(store.RecordKey(k), lease-time.Second, lease)
 	wantTTL(store.ClaimKey(k), lease-time.Second, lease)
 
 	o := domain.Order{RequestOrderID: "o1", Status: domain.Completed}
@@ -140,10 +139,10 @@ func TestRedisLayoutAndTTLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = map[string]string{"state": "D", "fp": "fp1", "resp": "resp"}
-	if diff := cmp.Diff(want, hgetall(r.RecordKey(k))); diff != "" {
+	if diff := cmp.Diff(want, hgetall(store.RecordKey(k))); diff != "" {
 		t.Fatalf("completed record (-want +got):\n%s", diff)
 	}
-	wantTTL(r.RecordKey(k), time.Hour-time.Second, time.Hour)
+	wantTTL(store.RecordKey(k), time.Hour-time.Second, time.Hour)
 	wantTTL(store.ClaimKey(k), time.Hour-time.Second, time.Hour)
 	if got := hgetall(store.OrderKey("o1")); got["ver"] != "1" || len(got) != 2 {
 		t.Fatalf("order hash = %v, want fields json and ver 1", got)
@@ -157,7 +156,7 @@ func TestRedisLayoutAndTTLs(t *testing.T) {
 	if err := r.Commit(ctx, k, b.Token, []byte("resp"), 0, nil); err != nil {
 		t.Fatal(err)
 	}
-	wantTTL(r.RecordKey(k), -1, -1)
+	wantTTL(store.RecordKey(k), -1, -1)
 	wantTTL(store.ClaimKey(k), -1, -1)
 }
 

@@ -10,8 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,6 +29,7 @@ import (
 	"github.com/orderhub/orderhub/generated/models"
 	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/httpapi"
+	"github.com/orderhub/orderhub/impl/ijson"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
 	"github.com/orderhub/orderhub/openapi"
@@ -595,26 +594,14 @@ func (e *env) audits(tradeID string) []models.DeliveryAudit {
 	return res.JSON200.DeliveryAudits
 }
 
-// fingerprint mirrors the unexported fingerprint of impl/httpapi
-// (idempotency.go): sha256, hex, of json.Marshal of the body decoded with
-// UseNumber (object keys come out sorted). It is reimplemented, not
-// imported, because the service keeps it private; should the service change
-// its canonical form, the in-progress cases that use it get
-// REPEAT_REQ_INCONSISTENT instead of UNKNOWN_EXCEPTION and fail loudly.
+// fingerprint is the service's idempotency fingerprint of body.
 func fingerprint(t *testing.T, body []byte) string {
 	t.Helper()
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
+	fp, err := ijson.Fingerprint(body)
+	if err != nil {
 		t.Fatalf("fingerprint: %v", err)
 	}
-	canon, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(canon)
-	return hex.EncodeToString(sum[:])
+	return fp
 }
 
 // holdInProgress begins k in the store as a concurrent request would, and

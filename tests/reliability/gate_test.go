@@ -190,7 +190,7 @@ func (g *gate) wait(toServer bool, old int, seen []byte) bool {
 }
 
 // commitTrigger arms g to hang on n's commit: the key of n's idempotency
-// record (store.Redis.RecordKey) is named first by the claim that starts
+// record (store.RecordKey) is named first by the claim that starts
 // the request, which passes, and next by the commit that writes the effect
 // and completes the record together. Redis must have the scripts cached
 // already (an earlier request ran them): a NOSCRIPT retry would name the
@@ -203,5 +203,5 @@ func (g *gate) commitTrigger(clientID string, n *note) <-chan struct{} {
 	case pathAudit:
 		k.Op, k.Scope, k.ScopeID = "notifyDeliveryAuditResult", store.ScopeTrade, n.tradeID
 	}
-	return g.hangOn([]byte(store.NewRedis(nil).RecordKey(k)), 1)
+	return g.hangOn([]byte(store.RecordKey(k)), 1)
 }
