@@ -65,11 +65,20 @@ type Config struct {
 
 // Defaults for the zero values of Config.
 const (
-	DefaultTimeWindow     = 5 * time.Minute
-	DefaultLease          = 30 * time.Second
-	DefaultRequestTimeout = 10 * time.Second
-	DefaultBodyLimit      = 64 << 10
+	DefaultSigningKeyVersion = 1
+	DefaultTimeWindow        = 5 * time.Minute
+	DefaultLease             = 30 * time.Second
+	DefaultRequestTimeout    = 10 * time.Second
+	DefaultBodyLimit         = 64 << 10
 )
+
+// ConfigError is a Config value New cannot work with.
+type ConfigError struct {
+	Field  string // the Config field at fault
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "httpapi: " + e.Field + " " + e.Reason }
 
 // New builds the HTTP handler of orderhub over st.
 func New(st store.Store, cfg Config) (http.Handler, error) {
@@ -77,7 +86,7 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 		return nil, errors.New("httpapi: Clients and SigningKey are required: every partner message is signed")
 	}
 	if cfg.SigningKeyVersion <= 0 {
-		cfg.SigningKeyVersion = 1
+		cfg.SigningKeyVersion = DefaultSigningKeyVersion
 	}
 	if cfg.TimeWindow <= 0 {
 		cfg.TimeWindow = DefaultTimeWindow
@@ -98,7 +107,7 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
 	if cfg.Lease <= cfg.RequestTimeout {
-		return nil, fmt.Errorf("httpapi: Lease (%s) must be longer than RequestTimeout (%s), or a slow request's requestId could be taken over while it runs", cfg.Lease, cfg.RequestTimeout)
+		return nil, &ConfigError{"Lease", fmt.Sprintf("(%s) must be longer than the request timeout (%s), or a slow request's requestId could be taken over while it runs", cfg.Lease, cfg.RequestTimeout)}
 	}
 	if cfg.Catalog == nil {
 		var err error

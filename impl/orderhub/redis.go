@@ -113,15 +113,34 @@ func parseRedisURL(rawURL string) (*redis.Options, *redis.ClusterOptions, error)
 // answer for 12 s, past the HTTP write timeout, and the caller got a broken
 // connection instead (tests/reliability TestRedisHangsMidRequest).
 func tuneRedis(opt *redis.Options, requestTimeout time.Duration) {
+	tune(timeouts{&opt.ContextTimeoutEnabled, &opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.DialerRetries}, requestTimeout)
+}
+
+// tuneRedisCluster tunes a cluster's options as tuneRedis tunes a node's:
+// the cluster client hands these same fields to each of its node clients.
+func tuneRedisCluster(opt *redis.ClusterOptions, requestTimeout time.Duration) {
+	tune(timeouts{&opt.ContextTimeoutEnabled, &opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.DialerRetries}, requestTimeout)
+	// The cluster client also re-sends on network errors and MOVED/ASK up
+	// to MaxRedirects times, whatever MaxRetries says: a script whose reply
+	// was lost may have run. -1: none; the partner's retry is the retry.
+	opt.MaxRedirects = -1
+}
+
+// timeouts points at the fields that redis.Options and redis.ClusterOptions
+// share and tune sets, so that one function tunes both in place.
+type timeouts struct {
+	contextTimeout            *bool
+	dial, read, write         *time.Duration
+	maxRetries, dialerRetries *int
+}
+
+func tune(t timeouts, requestTimeout time.Duration) {
 	// Honour the request context's deadline on reads and writes; without
 	// this go-redis applies only its own timeouts and ignores the context.
-	opt.ContextTimeoutEnabled = true
-	// Dialling is not bounded by the context in every path: keep it short.
-	if opt.DialTimeout <= 0 || opt.DialTimeout > requestTimeout/2 {
-		opt.DialTimeout = requestTimeout / 2
-	}
-	// A call without a deadline waits at most half a request's time.
-	for _, d := range []*time.Duration{&opt.ReadTimeout, &opt.WriteTimeout} {
+	*t.contextTimeout = true
+	// Dialling is not bounded by the context in every path, and a call
+	// without a deadline waits at most half a request's time.
+	for _, d := range []*time.Duration{t.dial, t.read, t.write} {
 		if *d <= 0 || *d > requestTimeout/2 { // ≤ 0 is go-redis's default or "none"
 			*d = requestTimeout / 2
 		}
@@ -130,40 +149,8 @@ func tuneRedis(opt *redis.Options, requestTimeout time.Duration) {
 	// again finds its own claim (the requestId then answers U for a whole
 	// lease) or writes twice; and each retry adds a wait on a hung Redis.
 	// The answer is U and the partner's retry is the retry.
-	opt.MaxRetries = -1
+	*t.maxRetries = -1
 	// One dial: a refused connection (Redis down) is answered U at once,
 	// not after the dialer's retries spent the request's time.
-	opt.DialerRetries = 1
-}
-
-// tuneRedisCluster applies tuneRedis to a cluster: the cluster client and
-// each of its node clients read these same fields.
-func tuneRedisCluster(opt *redis.ClusterOptions, requestTimeout time.Duration) {
-	node := redis.Options{
-		ContextTimeoutEnabled: opt.ContextTimeoutEnabled,
-		DialTimeout:           opt.DialTimeout,
-		DialerRetries:         opt.DialerRetries,
-		DialerRetryTimeout:    opt.DialerRetryTimeout,
-		ReadTimeout:           opt.ReadTimeout,
-		WriteTimeout:          opt.WriteTimeout,
-		PoolTimeout:           opt.PoolTimeout,
-		MaxRetries:            opt.MaxRetries,
-		MinRetryBackoff:       opt.MinRetryBackoff,
-		MaxRetryBackoff:       opt.MaxRetryBackoff,
-	}
-	tuneRedis(&node, requestTimeout)
-	opt.ContextTimeoutEnabled = node.ContextTimeoutEnabled
-	opt.DialTimeout = node.DialTimeout
-	opt.DialerRetries = node.DialerRetries
-	opt.DialerRetryTimeout = node.DialerRetryTimeout
-	opt.ReadTimeout = node.ReadTimeout
-	opt.WriteTimeout = node.WriteTimeout
-	opt.PoolTimeout = node.PoolTimeout
-	opt.MaxRetries = node.MaxRetries
-	opt.MinRetryBackoff = node.MinRetryBackoff
-	opt.MaxRetryBackoff = node.MaxRetryBackoff
-	// The cluster client also re-sends on network errors and MOVED/ASK up
-	// to MaxRedirects times, whatever MaxRetries says: a script whose reply
-	// was lost may have run. -1: none; the partner's retry is the retry.
-	opt.MaxRedirects = -1
+	*t.dialerRetries = 1
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderhub/orderhub/impl/httpapi"
 	"github.com/orderhub/orderhub/impl/ratelimit"
 )
 
@@ -85,16 +86,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			errs = append(errs, fmt.Sprintf("ORDERHUB_IDEMPOTENCY_RETENTION=%s is below %s: WorldTrade retries for 24 h 22 min (use \"never\" to keep answers forever)", c.Retention, minRetention))
 		}
 	}
-	c.Lease = dur("ORDERHUB_IDEMPOTENCY_LEASE", 30*time.Second)
-	c.RequestTimeout = dur("ORDERHUB_REQUEST_TIMEOUT", 10*time.Second)
+	c.Lease = dur("ORDERHUB_IDEMPOTENCY_LEASE", httpapi.DefaultLease)
+	c.RequestTimeout = dur("ORDERHUB_REQUEST_TIMEOUT", httpapi.DefaultRequestTimeout)
 	c.ShutdownTimeout = dur("ORDERHUB_SHUTDOWN_TIMEOUT", 15*time.Second)
 	if c.ShutdownTimeout < c.RequestTimeout {
 		errs = append(errs, fmt.Sprintf("ORDERHUB_SHUTDOWN_TIMEOUT (%s) must be at least ORDERHUB_REQUEST_TIMEOUT (%s), or every shutdown cuts off requests that would have finished", c.ShutdownTimeout, c.RequestTimeout))
 	}
-	if c.Lease <= c.RequestTimeout {
-		errs = append(errs, fmt.Sprintf("ORDERHUB_IDEMPOTENCY_LEASE (%s) must be longer than ORDERHUB_REQUEST_TIMEOUT (%s), or a slow request could be run twice", c.Lease, c.RequestTimeout))
-	}
-	c.MaxBodyBytes = 64 << 10
+	c.MaxBodyBytes = httpapi.DefaultBodyLimit
 	if v := getenv("ORDERHUB_MAX_BODY_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1024 {
@@ -103,8 +101,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 			c.MaxBodyBytes = n
 		}
 	}
-	c.TimeWindow = dur("ORDERHUB_REQUEST_TIME_WINDOW", 5*time.Minute)
-	c.SigningKeyVersion = 1
+	c.TimeWindow = dur("ORDERHUB_REQUEST_TIME_WINDOW", httpapi.DefaultTimeWindow)
+	c.SigningKeyVersion = httpapi.DefaultSigningKeyVersion
 	if v := getenv("ORDERHUB_SIGNING_KEY_VERSION"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -148,6 +146,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, &configError{strings.Join(errs, "; ")}
 	}
 	return c, nil
+}
+
+// variable names the variable behind a field the service itself checks
+// (httpapi.ConfigError), so that its refusal speaks of what the operator set.
+func variable(field string) string {
+	switch field {
+	case "Lease":
+		return "ORDERHUB_IDEMPOTENCY_LEASE"
+	case "RequestTimeout":
+		return "ORDERHUB_REQUEST_TIMEOUT"
+	}
+	return field
 }
 
 // Limits are the rate limits of partner calls.

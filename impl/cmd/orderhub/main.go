@@ -14,7 +14,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	// SIGHUP reloads the clients file. Registered before anything is
+	// served, so no SIGHUP can meet its default action (exit).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, hup); err != nil {
 		fmt.Fprintln(os.Stderr, "orderhub:", err)
 		var ce *configError
 		if errors.As(err, &ce) {

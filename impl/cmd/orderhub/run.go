@@ -11,18 +11,18 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/orderhub/orderhub/impl/clients"
+	"github.com/orderhub/orderhub/impl/httpapi"
 	"github.com/orderhub/orderhub/impl/orderhub"
 	"github.com/orderhub/orderhub/impl/signature"
 )
 
 // run wires orderhub from its configuration and serves until ctx ends, then
-// drains in-flight requests.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+// drains in-flight requests. Each value on reload (SIGHUP, from main)
+// reloads the clients file.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, reload <-chan os.Signal) error {
 	if len(args) > 0 {
 		return &configError{fmt.Sprintf("orderhub takes no arguments (got %q); configure it with ORDERHUB_* variables", args)}
 	}
@@ -64,6 +64,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Docs:              docs,
 	})
 	if err != nil {
+		var ce *httpapi.ConfigError
+		if errors.As(err, &ce) {
+			return &configError{fmt.Sprintf("%s %s", variable(ce.Field), ce.Reason)}
+		}
 		return &configError{err.Error()}
 	}
 	defer svc.Close()
@@ -78,12 +82,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	// SIGHUP reloads the clients file; requests keep flowing meanwhile, and a
-	// broken file leaves the previous registry in force. Registered before
-	// announcing the address, so no SIGHUP can meet the default action.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	storeName := svc.Store
 	if cfg.RedisURL == "" {
 		storeName += " (set ORDERHUB_REDIS_URL for Redis)"
@@ -102,15 +100,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	reloadCtx, stopReloading := context.WithCancel(ctx)
 	defer stopReloading()
-	go reloadOnHUP(reloadCtx, hup, svc.Clients, log)
+	go reloadClients(reloadCtx, reload, svc.Clients, log)
 	return serve(ctx, srv, ln, cfg.ShutdownTimeout, log)
 }
 
-// reloadOnHUP reloads the clients file on every SIGHUP until ctx ends.
-func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, callers *clients.Source, log *slog.Logger) {
+// reloadClients reloads the clients file on every reload until ctx ends;
+// requests keep flowing meanwhile, and a broken file leaves the previous
+// registry in force.
+func reloadClients(ctx context.Context, reload <-chan os.Signal, callers *clients.Source, log *slog.Logger) {
 	for {
 		select {
-		case <-hup:
+		case <-reload:
 			if err := callers.Reload(); err != nil {
 				log.Error("clients reload failed", "err", err)
 			} else {
