@@ -92,24 +92,32 @@ func (r *Registry) Lookup(clientID string) (*Client, bool) {
 // Len is the number of registered clients, disabled ones included.
 func (r *Registry) Len() int { return len(r.clients) }
 
-// The file's shape. Field names are the file's names; KnownFields rejects
-// anything else, so a typo such as "retird: true" is an error instead of a
-// silently active key.
-type file struct {
-	Clients []clientEntry `yaml:"clients"`
+// File is the clients file's document: what Parse reads, and what the
+// development setup and tests marshal to write one. Field names are the
+// file's names; Parse rejects anything else, so a typo such as
+// "retird: true" is an error instead of a silently active key.
+type File struct {
+	Clients []Entry `yaml:"clients"`
 }
 
-type clientEntry struct {
+// Entry is one client of the file.
+type Entry struct {
 	ClientID   string     `yaml:"clientId"`
-	Disabled   bool       `yaml:"disabled"`
+	Disabled   bool       `yaml:"disabled,omitempty"`
 	Operations []string   `yaml:"operations"`
-	Keys       []keyEntry `yaml:"keys"`
+	Keys       []KeyEntry `yaml:"keys"`
 }
 
-type keyEntry struct {
+// KeyEntry is one of a client's keys: base64 X.509 DER or PEM.
+type KeyEntry struct {
 	Version   int    `yaml:"version"`
 	PublicKey string `yaml:"publicKey"`
-	Retired   bool   `yaml:"retired"`
+	Retired   bool   `yaml:"retired,omitempty"`
+}
+
+// Marshal writes f as YAML, the form Parse reads.
+func (f File) Marshal() ([]byte, error) {
+	return yaml.Marshal(f)
 }
 
 // Load reads and parses the registry file at path.
@@ -141,7 +149,7 @@ func Parse(data []byte, knownOps []string) (*Registry, error) {
 func parse(data []byte, knownOps []string) (*Registry, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	var f file
+	var f File
 	if err := dec.Decode(&f); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("the file is empty")
@@ -186,7 +194,7 @@ func where(i int, id string) string {
 	return fmt.Sprintf("clients[%d] %q", i, id)
 }
 
-func newClient(e clientEntry, known map[string]bool) (*Client, error) {
+func newClient(e Entry, known map[string]bool) (*Client, error) {
 	if err := checkClientID(e.ClientID); err != nil {
 		return nil, fmt.Errorf("clientId: %w", err)
 	}

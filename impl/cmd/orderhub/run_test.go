@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.yaml.in/yaml/v3"
 
+	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/tests/redistest"
 )
@@ -255,8 +257,16 @@ func TestRunReloadsClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	disabled := strings.Replace(string(text), "operations:", "disabled: true\n    operations:", 1)
-	if err := os.WriteFile(file, []byte(disabled), 0o600); err != nil {
+	var doc clients.File
+	if err := yaml.Unmarshal(text, &doc); err != nil || len(doc.Clients) != 1 {
+		t.Fatalf("the development clients file: %v %+v", err, doc)
+	}
+	doc.Clients[0].Disabled = true
+	disabled, err := doc.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, disabled, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s.reload <- syscall.SIGHUP
