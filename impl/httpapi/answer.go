@@ -5,8 +5,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/orderhub/orderhub/generated/models"
 )
 
 // answer is a partner answer exactly as it leaves: status, headers (signed)
@@ -18,22 +16,18 @@ type answer struct {
 	Status int         `json:"status"`
 	Header http.Header `json:"header"`
 	Body   []byte      `json:"body"`
-	// Result is the body's result, kept so that logs and metrics of a
-	// replay need not parse the body (records stored without it replay
-	// all the same, unreported).
-	Result *models.Result `json:"result,omitempty"`
 }
 
-// render makes the answer of v, whose result is r: JSON as echo and the
-// generated encoders write it (HTML characters escaped, a final newline).
-func render(status int, r models.Result, v any) (*answer, error) {
+// render makes the answer of v: JSON as echo and the generated encoders
+// write it (HTML characters escaped, a final newline).
+func render(status int, v any) (*answer, error) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
 	h := http.Header{}
 	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-	return &answer{Status: status, Header: h, Body: append(body, '\n'), Result: &r}, nil
+	return &answer{Status: status, Header: h, Body: append(body, '\n')}, nil
 }
 
 // write sends the answer. The response already carries this request's own

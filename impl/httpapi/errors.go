@@ -149,9 +149,15 @@ func errorHandler(seal sealer, log *slog.Logger) echo.HTTPErrorHandler {
 				c.Response().Header().Set(echo.HeaderAllow, strings.TrimPrefix(allow, http.MethodOptions+", "))
 			}
 		}
-		a, err := render(status, o.result, models.ErrorResponse{Result: o.result})
+		a, err := render(status, models.ErrorResponse{Result: o.result})
 		if err == nil && signed(f.kind) {
-			err = seal.seal(f, a)
+			if err = seal.seal(f, a); err != nil {
+				// Unsigned, but an answer: a U the caller retries.
+				log.ErrorContext(c.Request().Context(), "signing an error response", "err", err)
+				u := unknown().result
+				f.noteResult(u)
+				a, err = render(http.StatusOK, models.ErrorResponse{Result: u})
+			}
 		}
 		if err == nil {
 			err = a.write(c.Response())

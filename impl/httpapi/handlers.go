@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -31,7 +32,7 @@ var _ server.StrictServerInterface = (*handlers)(nil)
 func (h *handlers) NotifyOrderCompletion(ctx context.Context, req server.NotifyOrderCompletionRequestObject) (server.NotifyOrderCompletionResponseObject, error) {
 	b := req.Body
 	key := store.Key{RequestID: b.RequestID, Scope: store.ScopeOrder, ScopeID: b.RequestOrderID}
-	return runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyOrderCompletionResponse, store.Effect, error) {
+	a, err := runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyOrderCompletionResponse, store.Effect, error) {
 		answer := models.NotifyOrderCompletionResponse{Result: success()}
 		o, err := h.st.GetOrder(ctx, b.RequestOrderID)
 		if err != nil {
@@ -46,6 +47,10 @@ func (h *handlers) NotifyOrderCompletion(ctx context.Context, req server.NotifyO
 		o.Status, o.UpdatedAt = domain.Completed, h.now().UTC()
 		return answer, store.PutOrderEffect{Order: o}, nil
 	})
+	if err != nil {
+		return nil, err // not a nil *answer in a non-nil interface
+	}
+	return a, nil
 }
 
 // InquireOrderDetail answers D-Store with the order's current state.
@@ -55,12 +60,16 @@ func (h *handlers) InquireOrderDetail(ctx context.Context, req server.InquireOrd
 		return nil, err
 	}
 	status := models.OrderStatus(o.Status)
-	return h.reply(ctx, models.InquireOrderDetailResponse{
+	a, err := h.reply(ctx, models.InquireOrderDetailResponse{
 		Result:      success(),
 		PosOrderID:  &o.PosOrderID,
 		OrderStatus: &status,
 		ExtendInfo:  extendInfoOut(o.ExtendInfo),
 	})
+	if err != nil {
+		return nil, err // not a nil *answer in a non-nil interface
+	}
+	return a, nil
 }
 
 // NotifyDeliveryAuditResult records the audit result of a delivery batch;
@@ -68,7 +77,7 @@ func (h *handlers) InquireOrderDetail(ctx context.Context, req server.InquireOrd
 func (h *handlers) NotifyDeliveryAuditResult(ctx context.Context, req server.NotifyDeliveryAuditResultRequestObject) (server.NotifyDeliveryAuditResultResponseObject, error) {
 	b := req.Body
 	key := store.Key{RequestID: b.RequestID, Scope: store.ScopeTrade, ScopeID: b.TradeID}
-	return runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyDeliveryAuditResultResponse, store.Effect, error) {
+	a, err := runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyDeliveryAuditResultResponse, store.Effect, error) {
 		return models.NotifyDeliveryAuditResultResponse{Result: success()}, store.RecordAuditEffect{Audit: domain.Audit{
 			TradeID:         b.TradeID,
 			DeliveryBatchID: b.DeliveryBatchID,
@@ -77,18 +86,22 @@ func (h *handlers) NotifyDeliveryAuditResult(ctx context.Context, req server.Not
 			ReceivedAt:      h.now().UTC(),
 		}}, nil
 	})
+	if err != nil {
+		return nil, err // not a nil *answer in a non-nil interface
+	}
+	return a, nil
 }
 
 // reply makes the signed S answer of a partner operation that is not
-// idempotent.
+// idempotent. An idempotent one must answer through runIdempotent, which
+// also spends its rate-limit quota: refused here, so that a handler cannot
+// skip both.
 func (h *handlers) reply(ctx context.Context, v any) (*answer, error) {
 	f := factsFrom(ctx)
-	a, err := render(http.StatusOK, success(), v)
-	if err != nil {
-		return nil, err
+	if f.op.Idempotent {
+		return nil, fmt.Errorf("reply: the contract makes %s idempotent: answer through runIdempotent", f.op.ID)
 	}
-	f.noteResult(*a.Result)
-	return a, h.seal.seal(f, a)
+	return h.seal.answer(f, http.StatusOK, success(), v)
 }
 
 // PutOrder creates or updates an order under the journey rules.

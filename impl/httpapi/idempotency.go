@@ -125,22 +125,21 @@ func final[T any](ctx context.Context, seal sealer, f *facts, do work[T]) (*answ
 		}
 		status, result, body, effect = o.partnerHTTP, o.result, models.ErrorResponse{Result: o.result}, nil
 	}
-	a, err := render(status, result, body)
-	if err != nil {
-		return nil, nil, err
-	}
-	f.noteResult(result)
-	return a, effect, seal.seal(f, a)
+	a, err := seal.answer(f, status, result, body)
+	return a, effect, err
 }
 
-// replay sends a stored answer again.
+// replay sends a stored answer again. Its result, for the log line and the
+// metrics, is read from the stored body: the record is the answer as sent,
+// nothing more.
 func replay(f *facts, record []byte) (*answer, error) {
 	var a answer
 	if err := json.Unmarshal(record, &a); err != nil {
 		return nil, fmt.Errorf("decoding a stored answer: %w", err)
 	}
-	if a.Result != nil {
-		f.noteResult(*a.Result)
+	var sent models.ErrorResponse // the result, whatever else the body holds
+	if json.Unmarshal(a.Body, &sent) == nil {
+		f.noteResult(sent.Result)
 	}
 	return &a, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/orderhub/orderhub/generated/models"
 	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/openapi"
@@ -54,6 +55,17 @@ type sealer struct{ signature.Sealer }
 // Client-Id when that can be a client's.
 func (s sealer) seal(f *facts, a *answer) error {
 	return s.Seal(a.Header, f.method, f.path, f.clientID, a.Body)
+}
+
+// answer renders v, whose result is r, as a signed answer to the request f
+// describes, and notes the result for the log line and metrics.
+func (s sealer) answer(f *facts, status int, r models.Result, v any) (*answer, error) {
+	a, err := render(status, v)
+	if err != nil {
+		return nil, err
+	}
+	f.noteResult(r)
+	return a, s.seal(f, a)
 }
 
 // signed reports whether answers on endpoints of kind k are signed: the

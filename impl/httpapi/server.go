@@ -72,13 +72,13 @@ const (
 	DefaultBodyLimit         = 64 << 10
 )
 
-// ConfigError is a Config value New cannot work with.
+// ConfigError is a configuration value the service cannot work with.
 type ConfigError struct {
 	Field  string // the Config field at fault
 	Reason string
 }
 
-func (e *ConfigError) Error() string { return "httpapi: " + e.Field + " " + e.Reason }
+func (e *ConfigError) Error() string { return e.Field + ": " + e.Reason }
 
 // New builds the HTTP handler of orderhub over st.
 func New(st store.Store, cfg Config) (http.Handler, error) {
@@ -107,7 +107,7 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
 	if cfg.Lease <= cfg.RequestTimeout {
-		return nil, &ConfigError{"Lease", fmt.Sprintf("(%s) must be longer than the request timeout (%s), or a slow request's requestId could be taken over while it runs", cfg.Lease, cfg.RequestTimeout)}
+		return nil, &ConfigError{"Lease", fmt.Sprintf("%s must be longer than the request timeout (%s), or a slow request's requestId could be taken over while it runs", cfg.Lease, cfg.RequestTimeout)}
 	}
 	if cfg.Catalog == nil {
 		var err error
