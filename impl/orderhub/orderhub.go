@@ -7,7 +7,6 @@ package orderhub
 import (
 	"crypto/rsa"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -61,8 +60,8 @@ type Service struct {
 	close func() error
 }
 
-// Open assembles an orderhub. Its errors are configurations it cannot work
-// with.
+// Open assembles an orderhub. A configuration it cannot work with is an
+// *httpapi.ConfigError naming the Config field at fault.
 func Open(cfg Config) (*Service, error) {
 	cat, err := openapi.Load()
 	if err != nil {
@@ -70,7 +69,7 @@ func Open(cfg Config) (*Service, error) {
 	}
 	callers, err := clients.Open(cfg.ClientsFile, cat.IDs(openapi.Partner))
 	if err != nil {
-		return nil, fmt.Errorf("clients file: %w", err)
+		return nil, &httpapi.ConfigError{Field: "ClientsFile", Reason: err.Error()}
 	}
 	timeout := cfg.RequestTimeout
 	if timeout <= 0 {
@@ -78,7 +77,7 @@ func Open(cfg Config) (*Service, error) {
 	}
 	st, rdb, storeName, err := openStore(cfg.RedisURL, timeout)
 	if err != nil {
-		return nil, err
+		return nil, &httpapi.ConfigError{Field: "RedisURL", Reason: err.Error()}
 	}
 	limiter, limits := openLimiter(cfg.Limits, rdb)
 	h, err := httpapi.New(st, httpapi.Config{

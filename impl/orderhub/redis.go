@@ -22,7 +22,7 @@ func openStore(url string, requestTimeout time.Duration) (store.Store, redis.Uni
 	}
 	rdb, name, err := redisClient(url, requestTimeout)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("redis URL: %w", err)
+		return nil, nil, "", err
 	}
 	return store.NewRedis(rdb), rdb, name, nil
 }

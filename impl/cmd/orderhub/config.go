@@ -154,8 +154,10 @@ func variable(field string) string {
 	switch field {
 	case "Lease":
 		return "ORDERHUB_IDEMPOTENCY_LEASE"
-	case "RequestTimeout":
-		return "ORDERHUB_REQUEST_TIMEOUT"
+	case "ClientsFile":
+		return "ORDERHUB_CLIENTS"
+	case "RedisURL":
+		return "ORDERHUB_REDIS_URL"
 	}
 	return field
 }

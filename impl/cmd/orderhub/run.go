@@ -66,9 +66,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		var ce *httpapi.ConfigError
 		if errors.As(err, &ce) {
-			return &configError{fmt.Sprintf("%s %s", variable(ce.Field), ce.Reason)}
+			return &configError{variable(ce.Field) + ": " + ce.Reason}
 		}
-		return &configError{err.Error()}
+		return err
 	}
 	defer svc.Close()
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -91,7 +91,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		kv    map[string]string
 		names string // the variable the message must name
 	}{
-		{"redis url", map[string]string{"ORDERHUB_REDIS_URL": "http://nowhere"}, "redis URL"},
+		{"redis url", map[string]string{"ORDERHUB_REDIS_URL": "http://nowhere"}, "ORDERHUB_REDIS_URL"},
 		{"address", map[string]string{"ORDERHUB_ADDR": "127.0.0.1:notaport"}, "ORDERHUB_ADDR"},
 		{"lease not above the request timeout", map[string]string{"ORDERHUB_IDEMPOTENCY_LEASE": "5s", "ORDERHUB_REQUEST_TIMEOUT": "5s"}, "ORDERHUB_IDEMPOTENCY_LEASE"},
 	} {
