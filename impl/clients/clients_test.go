@@ -1,9 +1,9 @@
-package clients
+package clients_test
 
 import (
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -12,39 +12,33 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/signature"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 var ops = []string{"notifyOrderCompletion", "inquireOrderDetail", "notifyDeliveryAuditResult"}
 
-// testKeys holds RSA keys generated once per test binary: 2048-bit
-// generation is slow, under -race especially.
+// testKeys are three distinct valid keys: testkit's fixed client keys.
+// (testkit imports clients, so these tests are package clients_test.)
 type testKeys struct {
 	k1, k2, k3 *rsa.PrivateKey
-	small      *rsa.PrivateKey // 1024 bits: below signature.MinKeyBits
 }
-
-var generated = sync.OnceValues(func() (testKeys, error) {
-	var tk testKeys
-	for _, p := range []**rsa.PrivateKey{&tk.k1, &tk.k2, &tk.k3} {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return tk, err
-		}
-		*p = k
-	}
-	small, err := rsa.GenerateKey(rand.Reader, 1024)
-	tk.small = small
-	return tk, err
-})
 
 func keys(t *testing.T) testKeys {
 	t.Helper()
-	tk, err := generated()
+	return testKeys{testkit.Key(t, 1), testkit.Key(t, 2), testkit.Key(t, 3)}
+}
+
+// smallKey is a 1024-bit public key, below signature.MinKeyBits, as base64
+// DER.
+func smallKey(t *testing.T) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(&testkit.SmallKey(t).PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tk
+	return base64.StdEncoding.EncodeToString(der)
 }
 
 // b64 is a public key as the platforms hand it out: base64 DER, one line.
@@ -68,16 +62,16 @@ func pemKey(t *testing.T, k *rsa.PrivateKey, indent string) string {
 	return indent + strings.ReplaceAll(p, "\n", "\n"+indent)
 }
 
-func mustParse(t *testing.T, text string) *Registry {
+func mustParse(t *testing.T, text string) *clients.Registry {
 	t.Helper()
-	r, err := Parse([]byte(text), ops)
+	r, err := clients.Parse([]byte(text), ops)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
 	return r
 }
 
-func lookup(t *testing.T, r *Registry, id string) *Client {
+func lookup(t *testing.T, r *clients.Registry, id string) *clients.Client {
 	t.Helper()
 	c, ok := r.Lookup(id)
 	if !ok {
@@ -87,7 +81,7 @@ func lookup(t *testing.T, r *Registry, id string) *Client {
 }
 
 // wantKey checks that c.Key(version) is k's public half (nil: not found).
-func wantKey(t *testing.T, c *Client, version int, k *rsa.PrivateKey) {
+func wantKey(t *testing.T, c *clients.Client, version int, k *rsa.PrivateKey) {
 	t.Helper()
 	got, ok := c.Key(version)
 	switch {
@@ -214,7 +208,7 @@ clients:
 func TestParseErrors(t *testing.T) {
 	tk := keys(t)
 	good := b64(t, tk.k1)
-	small := b64(t, tk.small)
+	small := smallKey(t)
 	private, err := signature.MarshalPrivateKey(tk.k2)
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +298,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{"more than one"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(tc.text), ops)
+			_, err := clients.Parse([]byte(tc.text), ops)
 			if err == nil {
 				t.Fatal("Parse: no error")
 			}
@@ -360,7 +354,7 @@ func TestReloadRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "clients.yaml")
 	writeFile(t, path, rotation(t, tk, false))
 
-	s, err := Open(path, ops)
+	s, err := clients.Open(path, ops)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,12 +404,12 @@ func TestReloadRotation(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.yaml")
-	if _, err := Open(missing, ops); err == nil || !strings.Contains(err.Error(), missing) {
+	if _, err := clients.Open(missing, ops); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("Open(missing) = %v, want an error naming the file", err)
 	}
 	bad := filepath.Join(dir, "bad.yaml")
 	writeFile(t, bad, "clients: {}\n")
-	if _, err := Open(bad, ops); err == nil || !strings.Contains(err.Error(), bad) {
+	if _, err := clients.Open(bad, ops); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("Open(bad) = %v, want an error naming the file", err)
 	}
 }
@@ -423,7 +417,7 @@ func TestOpenErrors(t *testing.T) {
 func TestStatic(t *testing.T) {
 	tk := keys(t)
 	r := mustParse(t, rotation(t, tk, false))
-	s := Static(r)
+	s := clients.Static(r)
 	if s.Current() != r {
 		t.Error("Static: Current is not the registry given")
 	}
@@ -434,7 +428,7 @@ func TestStatic(t *testing.T) {
 		t.Error("Static: Reload replaced the registry")
 	}
 
-	empty := Static(nil).Current()
+	empty := clients.Static(nil).Current()
 	if empty == nil || empty.Len() != 0 {
 		t.Fatalf("Static(nil).Current() = %v, want an empty registry", empty)
 	}
@@ -451,7 +445,7 @@ func TestConcurrentReload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "clients.yaml")
 	files := []string{rotation(t, tk, false), rotation(t, tk, true)}
 	writeFile(t, path, files[0])
-	s, err := Open(path, ops)
+	s, err := clients.Open(path, ops)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/json"
@@ -13,16 +12,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/domain"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
 	"github.com/orderhub/orderhub/tests/conformance"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 // The partner paths FuzzRequest aims at, by its pathSel argument.
@@ -94,44 +92,14 @@ func (e *errorCounter) Handle(_ context.Context, r slog.Record) error {
 func (e *errorCounter) WithAttrs([]slog.Attr) slog.Handler { return e }
 func (e *errorCounter) WithGroup(string) slog.Handler      { return e }
 
-// fuzzKeys are generated once per process: the fuzzing workers and the
-// seed run each build one service. orderhub's own key (the first) signs
-// every answer, so it is 1024 bits, several times faster than 2048; the
-// caller's must be 2048, the registry's minimum.
-var fuzzKeys = sync.OnceValues(func() ([2]*rsa.PrivateKey, error) {
-	var k [2]*rsa.PrivateKey
-	var errs [2]error
-	var wg sync.WaitGroup
-	for i, bits := range []int{1024, 2048} {
-		wg.Go(func() { k[i], errs[i] = rsa.GenerateKey(rand.Reader, bits) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return k, err
-		}
-	}
-	return k, nil
-})
-
 func newFuzzService(tb testing.TB) *fuzzService {
 	tb.Helper()
-	keys, err := fuzzKeys()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	own, caller := keys[0], keys[1]
-	pub, err := signature.MarshalPublicKey(&caller.PublicKey)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	reg, err := clients.Parse(fmt.Appendf(nil, `{"clients":[{"clientId":"c","operations":["*"],"keys":[{"version":1,"publicKey":%q}]}]}`, pub), nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	// orderhub signs every answer: with a 1024-bit key it signs several
+	// times faster, and the fuzzer gets through that many more inputs.
+	own, caller := testkit.SmallKey(tb), testkit.Key(tb, 1)
 	fs := &fuzzService{st: &swappableStore{}, errs: &errorCounter{}, pub: &own.PublicKey, caller: caller, sigs: map[[sha256.Size]byte][]byte{}}
-	fs.h, err = New(fs.st, Config{
-		Clients:    clients.Static(reg),
+	h, err := New(fs.st, Config{
+		Clients:    testkit.Clients(tb, testkit.Entry(tb, "c", &caller.PublicKey)),
 		SigningKey: own,
 		AdminToken: "tok",
 		BodyLimit:  fuzzBodyLimit,
@@ -141,6 +109,7 @@ func newFuzzService(tb testing.TB) *fuzzService {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	fs.h = h
 	fs.conf = conformance.New(tb, nil)
 	return fs
 }

@@ -1,15 +1,13 @@
 package httpapi
 
 import (
-	"crypto/rand"
 	"crypto/rsa"
-	"fmt"
 	"net/http"
 	"testing"
 
-	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 // testService is orderhub over the in-memory store with one registered
@@ -26,20 +24,8 @@ func newTestService(t *testing.T) testService {
 
 func newTestServiceOn(t *testing.T, st store.Store, configure ...func(*Config)) testService {
 	t.Helper()
-	own, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caller, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := signature.MarshalPublicKey(&caller.PublicKey)
-	reg, err := clients.Parse(fmt.Appendf(nil, `{"clients":[{"clientId":"c","operations":["*"],"keys":[{"version":1,"publicKey":%q}]}]}`, pub), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Clients: clients.Static(reg), SigningKey: own, AdminToken: "tok"}
+	own, caller := testkit.Key(t, 0), testkit.Key(t, 1)
+	cfg := Config{Clients: testkit.Clients(t, testkit.Entry(t, "c", &caller.PublicKey)), SigningKey: own, AdminToken: "tok"}
 	for _, f := range configure {
 		f(&cfg)
 	}

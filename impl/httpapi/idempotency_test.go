@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -13,6 +11,7 @@ import (
 	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/domain"
 	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 // panicOnce is a store whose next GetOrder panics.
@@ -59,11 +58,7 @@ func TestPanicFreesTheRequestID(t *testing.T) {
 // TestNewRefusesALeaseNotLongerThanARequest: a lease that can lapse while
 // its request still runs would let a retry run the same request twice.
 func TestNewRefusesALeaseNotLongerThanARequest(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Clients: clients.Static(nil), SigningKey: key, Lease: 5 * time.Second, RequestTimeout: 5 * time.Second}
+	cfg := Config{Clients: clients.Static(nil), SigningKey: testkit.Key(t, 0), Lease: 5 * time.Second, RequestTimeout: 5 * time.Second}
 	if _, err := New(store.NewMemory(nil), cfg); err == nil || !strings.Contains(err.Error(), "Lease") {
 		t.Errorf("New with lease = timeout: %v", err)
 	}

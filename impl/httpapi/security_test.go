@@ -1,13 +1,16 @@
 package httpapi
 
 import (
+	"crypto/rsa"
 	"encoding/json"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/orderhub/orderhub/impl/signature"
+	"github.com/orderhub/orderhub/impl/store"
 )
 
 // TestEveryPartnerAnswerIsSigned sends a signed request and answers of
@@ -50,5 +53,22 @@ func TestEveryPartnerAnswerIsSigned(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusNotFound || rec.Header().Get("Signature") != "" {
 		t.Errorf("ops: %d %v", rec.Code, rec.Header())
+	}
+}
+
+// TestAnswerWhenSigningFails: an answer that cannot be signed still
+// leaves, as an unsigned U the caller retries, never an empty 200.
+func TestAnswerWhenSigningFails(t *testing.T) {
+	broken := &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: big.NewInt(35), E: 5}, D: big.NewInt(5)} // far too small to sign a SHA-256 digest
+	h := newTestServiceOn(t, store.NewMemory(nil), func(c *Config) { c.SigningKey = broken })
+	req := httptest.NewRequest(http.MethodPost, "/v2/pos/inquireOrderDetail", strings.NewReader(`{"requestOrderId":"none"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if err := h.signer.Edit(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"resultStatus":"U"`) || rec.Header().Get("Signature") != "" {
+		t.Errorf("HTTP %d %q, Signature %q; want 200, an unsigned U", rec.Code, rec.Body, rec.Header().Get("Signature"))
 	}
 }

@@ -2,9 +2,8 @@ package signature
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -99,7 +98,7 @@ func TestParseHeader(t *testing.T) {
 }
 
 func TestKeysRoundTrip(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	key, err := ParsePrivateKey(readFile(t, "kat_private.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,10 +115,16 @@ func TestKeysRoundTrip(t *testing.T) {
 	if _, err := ParsePublicKey([]byte("not a key")); err == nil {
 		t.Error("garbage accepted as a public key")
 	}
-	small, _ := rsa.GenerateKey(rand.Reader, 1024)
-	smallPub, _ := MarshalPublicKey(&small.PublicKey)
+	// A 1024-bit key as base64 DER, the form the platforms hand out.
+	small, _ := pem.Decode(readFile(t, "small_public.pem"))
+	if small == nil {
+		t.Fatal("small_public.pem: no PEM block")
+	}
+	smallPub := base64.StdEncoding.EncodeToString(small.Bytes)
 	if _, err := ParsePublicKey([]byte(smallPub)); err == nil {
 		t.Error("1024-bit key accepted")
+	} else if !strings.Contains(err.Error(), "1024 bits") {
+		t.Errorf("1024-bit key refused for another reason: %v", err) // a broken fixture
 	}
 }
 

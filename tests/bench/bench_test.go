@@ -7,8 +7,6 @@
 package bench
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/httpapi"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
 	"github.com/orderhub/orderhub/tests/redistest"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 func BenchmarkNotifyFirstVsReplay(b *testing.B) {
@@ -40,7 +38,7 @@ func BenchmarkInquire(b *testing.B) {
 }
 
 func BenchmarkRSA(b *testing.B) {
-	key := newKey(b)
+	key := testkit.Key(b, 0)
 	content := signature.Content("POST", "/v1/delivery/notifyDeliveryAuditResult", "bench", "1700000000000",
 		[]byte(`{"requestId":"r1","tradeId":"T1","deliveryBatchId":"B1","deliveryAuditStatus":"ACCEPT"}`))
 	sig, _ := signature.Sign(key, content)
@@ -60,14 +58,6 @@ func BenchmarkRSA(b *testing.B) {
 	})
 }
 
-func newKey(b *testing.B) *rsa.PrivateKey {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return key
-}
-
 // service is orderhub with one client, "bench", whose signer signs requests.
 type service struct {
 	h      http.Handler
@@ -75,13 +65,8 @@ type service struct {
 }
 
 func newService(b *testing.B, st store.Store) service {
-	caller := newKey(b)
-	pub, _ := signature.MarshalPublicKey(&caller.PublicKey)
-	reg, err := clients.Parse(fmt.Appendf(nil, `{"clients":[{"clientId":"bench","operations":["*"],"keys":[{"version":1,"publicKey":%q}]}]}`, pub), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := httpapi.New(st, httpapi.Config{Clients: clients.Static(reg), SigningKey: newKey(b), AdminToken: "bench"})
+	caller := testkit.Key(b, 1)
+	h, err := httpapi.New(st, httpapi.Config{Clients: testkit.Clients(b, testkit.Entry(b, "bench", &caller.PublicKey)), SigningKey: testkit.Key(b, 0), AdminToken: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}

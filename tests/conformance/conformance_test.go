@@ -15,27 +15,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
-var testKeys = sync.OnceValues(func() ([2]*rsa.PrivateKey, error) {
-	var ks [2]*rsa.PrivateKey
-	for i := range ks {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return ks, err
-		}
-		ks[i] = k
-	}
-	return ks, nil
-})
-
+// keys are orderhub's fixed test key and another.
 func keys(t *testing.T) (orderhub, other *rsa.PrivateKey) {
 	t.Helper()
-	ks, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ks[0], ks[1]
+	return testkit.Key(t, 0), testkit.Key(t, 1)
 }
 
 const envelope = `{"result":{"resultStatus":"F","resultCode":"INVALID_API","resultMessage":"The called API is invalid or not active."}}`

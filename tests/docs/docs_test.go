@@ -7,10 +7,7 @@ package docs
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,11 +20,10 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
-	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/httpapi"
-	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
 	"github.com/orderhub/orderhub/openapi"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 const (
@@ -214,27 +210,11 @@ func resultCodes(description string) []string {
 // reference page.
 func startOrderhub(t *testing.T, page []byte) *httptest.Server {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := openapi.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ops := cat.IDs(openapi.Partner)
-	pub, err := signature.MarshalPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// One registered caller: the registry refuses to be empty. Nobody calls.
-	reg, err := clients.Parse(fmt.Appendf(nil, "clients:\n  - clientId: docs-reader\n    operations: [%s]\n    keys:\n      - version: 1\n        publicKey: %s\n", ops[0], pub), ops)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reader := testkit.Entry(t, "docs-reader", &testkit.Key(t, 1).PublicKey, testkit.PartnerOperations(t)[0])
 	h, err := httpapi.New(store.NewMemory(nil), httpapi.Config{
-		Clients:    clients.Static(reg),
-		SigningKey: key,
+		Clients:    testkit.Clients(t, reader),
+		SigningKey: testkit.Key(t, 0),
 		Docs:       page,
 	})
 	if err != nil {

@@ -10,7 +10,6 @@ package hostile
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
@@ -18,19 +17,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/httpapi"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
-	"github.com/orderhub/orderhub/openapi"
 	"github.com/orderhub/orderhub/tests/conformance"
 	"github.com/orderhub/orderhub/tests/redistest"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 const (
@@ -61,39 +58,13 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	keys := make([]*rsa.PrivateKey, 3)
-	errs := make([]error, len(keys))
-	var wg sync.WaitGroup
-	for i := range keys {
-		wg.Go(func() { keys[i], errs[i] = rsa.GenerateKey(rand.Reader, 2048) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatalf("generating RSA keys: %v", err)
-		}
-	}
-	own, cl, stranger := keys[0], keys[1], keys[2]
-
-	pub, err := signature.MarshalPublicKey(&cl.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := openapi.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ops := cat.IDs(openapi.Partner)
-	reg, err := clients.Parse(fmt.Appendf(nil, `{"clients":[{"clientId":%q,"operations":["*"],"keys":[{"version":1,"publicKey":%q}]}]}`, clientID, pub), ops)
-	if err != nil {
-		t.Fatal(err)
-	}
+	own, cl, stranger := testkit.Key(t, 0), testkit.Key(t, 1), testkit.Key(t, 2)
 
 	srv := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
 	h, err := httpapi.New(store.NewRedis(rdb), httpapi.Config{
-		Clients:    clients.Static(reg),
+		Clients:    testkit.Clients(t, testkit.Entry(t, clientID, &cl.PublicKey)),
 		SigningKey: own,
 		AdminToken: adminToken,
 	})

@@ -6,7 +6,9 @@ package testkit
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/x509"
 	"embed"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,7 +29,7 @@ const NumKeys = 4
 // test is slow (under -race especially), and fixed keys make a failure
 // repeat.
 //
-//go:embed testdata/key-*.pem
+//go:embed testdata/*.pem
 var keyFiles embed.FS
 
 // Key returns fixed key n, 0 ≤ n < NumKeys. Tests give each party its own:
@@ -43,6 +45,31 @@ func Key(tb testing.TB, n int) *rsa.PrivateKey {
 		tb.Fatalf("testkit: key %d: %v", n, err)
 	}
 	return key
+}
+
+// SmallKey is a fixed 1024-bit key: below signature.MinKeyBits, so a
+// partner key the registry must refuse; and, as orderhub's own key, one that
+// signs several times faster where a test's cost is mostly signing (the
+// fuzzer). signature.ParsePrivateKey refuses it, so x509 reads it.
+func SmallKey(tb testing.TB) *rsa.PrivateKey {
+	tb.Helper()
+	text, err := keyFiles.ReadFile("testdata/small-1024.pem")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	block, _ := pem.Decode(text)
+	if block == nil {
+		tb.Fatal("testkit: small-1024.pem holds no PEM block")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		tb.Fatalf("testkit: small-1024.pem: %v", err)
+	}
+	rk, ok := key.(*rsa.PrivateKey)
+	if !ok {
+		tb.Fatal("testkit: small-1024.pem is not an RSA key")
+	}
+	return rk
 }
 
 // Entry is a client of the clients file with key as its version 1, allowed

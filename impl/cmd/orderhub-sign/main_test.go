@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -11,15 +9,13 @@ import (
 	"testing"
 
 	"github.com/orderhub/orderhub/impl/signature"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 // TestPrintsAVerifiableRequest signs a body and checks the printed Signature
 // verifies over the printed Request-Time and the exact body.
 func TestPrintsAVerifiableRequest(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testkit.Key(t, 1)
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	file := filepath.Join(t.TempDir(), "k.pem")
 	os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
