@@ -72,7 +72,7 @@ func partnerOps() map[string]partnerOp {
 	return map[string]partnerOp{
 		"notifyOrderCompletion": {
 			path: pathCompletion,
-			send: func(e *env, b []byte) reply { return e.completeRaw("application/json", string(b)) },
+			send: func(e *env, b []byte) reply { return e.call(opCompletion, rawBody{"application/json", string(b)}) },
 			scenarios: []exampleScenario{
 				{name: "seed", request: "seed", setup: putExampleOrder, status: 200, response: "success", exact: seedAnswer},
 				{name: "unknown order", request: "unknownOrder", status: 200, response: "orderNotExist"},
@@ -82,7 +82,7 @@ func partnerOps() map[string]partnerOp {
 		},
 		"inquireOrderDetail": {
 			path: pathInquire,
-			send: func(e *env, b []byte) reply { return e.inquireRaw("application/json", string(b)) },
+			send: func(e *env, b []byte) reply { return e.call(opInquire, rawBody{"application/json", string(b)}) },
 			scenarios: []exampleScenario{
 				{name: "inquire", request: "inquire", setup: putExampleOrder, status: 200, response: "success"},
 				{name: "unknown order", request: "unknownOrder", status: 200, response: "orderNotExist"},
@@ -92,7 +92,7 @@ func partnerOps() map[string]partnerOp {
 		},
 		"notifyDeliveryAuditResult": {
 			path: pathAudit,
-			send: func(e *env, b []byte) reply { return e.auditRaw("application/json", string(b)) },
+			send: func(e *env, b []byte) reply { return e.call(opAudit, rawBody{"application/json", string(b)}) },
 			scenarios: []exampleScenario{
 				{name: "accept", request: "accept", status: 200, response: "success"},
 				{name: "reject", request: "reject", status: 200, response: "success"},
@@ -101,7 +101,7 @@ func partnerOps() map[string]partnerOp {
 					setup: func(t *testing.T, e *env, doc *openapi3.T) {
 						t.Helper()
 						first := requestExamples(t, doc, pathAudit, http.MethodPost)["accept"]
-						if r := e.auditRaw("application/json", string(mustJSON(t, first))); statusOf(r.body) != "S" {
+						if r := e.call(opAudit, first); statusOf(r.body) != "S" {
 							t.Fatalf("first accept: %v", r)
 						}
 					},

@@ -8,7 +8,6 @@ package contract
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,8 +30,8 @@ import (
 	"github.com/orderhub/orderhub/impl/ijson"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
-	"github.com/orderhub/orderhub/openapi"
 	"github.com/orderhub/orderhub/tests/conformance"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 const (
@@ -49,8 +47,7 @@ const (
 	msgUnknown = "An API calling is failed, which is caused by unknown reasons."
 )
 
-// testKeys are the RSA key pairs of the suite, generated once per test
-// binary: 2048-bit generation is slow, under -race especially.
+// testKeys are the RSA key pairs of the suite: testkit's fixed keys.
 type testKeys struct {
 	orderhub *rsa.PrivateKey // signs orderhub's responses
 	client   *rsa.PrivateKey // env.clientID's key, version 1
@@ -58,86 +55,15 @@ type testKeys struct {
 	stranger *rsa.PrivateKey // registered nowhere
 }
 
-var generatedKeys = sync.OnceValues(func() (testKeys, error) {
-	var (
-		k    testKeys
-		ptrs = []**rsa.PrivateKey{&k.orderhub, &k.client, &k.alt, &k.stranger}
-		errs = make([]error, len(ptrs))
-		wg   sync.WaitGroup
-	)
-	for i, p := range ptrs {
-		wg.Go(func() { *p, errs[i] = rsa.GenerateKey(rand.Reader, 2048) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return testKeys{}, err
-		}
-	}
-	return k, nil
-})
-
 func keys(t testing.TB) testKeys {
 	t.Helper()
-	k, err := generatedKeys()
-	if err != nil {
-		t.Fatalf("generating RSA keys: %v", err)
-	}
-	return k
+	return testKeys{orderhub: testkit.Key(t, 0), client: testkit.Key(t, 1), alt: testkit.Key(t, 2), stranger: testkit.Key(t, 3)}
 }
 
-// partnerOperations are the operationIds a client may be allowed, sorted.
-var partnerOperations = sync.OnceValues(func() ([]string, error) {
-	cat, err := openapi.Load()
-	if err != nil {
-		return nil, err
-	}
-	return cat.IDs(openapi.Partner), nil
-})
-
-// regClient is one entry of a clients registry file; regKey one of its keys.
-type regClient struct {
-	id         string
-	disabled   bool
-	operations []string
-	keys       []regKey
-}
-
-type regKey struct {
-	version int
-	key     *rsa.PrivateKey // its public half is registered
-	retired bool
-}
-
-// registryYAML writes the registry file of impl/clients, in YAML, with the
-// public keys as the platforms hand them out (base64 DER on one line).
-func registryYAML(t testing.TB, entries []regClient) []byte {
+// keyEntry registers key's public half as a client's version v.
+func keyEntry(t testing.TB, v int, key *rsa.PrivateKey) clients.KeyEntry {
 	t.Helper()
-	var b strings.Builder
-	b.WriteString("clients:\n")
-	for _, c := range entries {
-		fmt.Fprintf(&b, "  - clientId: %q\n", c.id)
-		if c.disabled {
-			b.WriteString("    disabled: true\n")
-		}
-		quoted := make([]string, len(c.operations))
-		for i, op := range c.operations {
-			quoted[i] = fmt.Sprintf("%q", op)
-		}
-		fmt.Fprintf(&b, "    operations: [%s]\n", strings.Join(quoted, ", "))
-		b.WriteString("    keys:\n")
-		for _, k := range c.keys {
-			pub, err := signature.MarshalPublicKey(&k.key.PublicKey)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(&b, "      - version: %d\n        publicKey: %s\n", k.version, pub)
-			if k.retired {
-				b.WriteString("        retired: true\n")
-			}
-		}
-	}
-	return []byte(b.String())
+	return clients.KeyEntry{Version: v, PublicKey: testkit.PublicKey(t, &key.PublicKey)}
 }
 
 // env is one running orderhub: its own Redis (redis-server or cluster),
@@ -145,8 +71,8 @@ func registryYAML(t testing.TB, entries []regClient) []byte {
 type env struct {
 	t        *testing.T
 	redis    redisProcess
-	st       store.Store    // the Redis store itself
-	counting *countingStore // what the service was given
+	st       store.Store            // the Redis store itself
+	counting *testkit.CountingStore // what the service was given
 	srv      *httptest.Server
 	http     *http.Client // with the conformance transport
 	c        *client.ClientWithResponses
@@ -179,9 +105,9 @@ func withStepClock(c *stepClock) envOption {
 	return func(cfg *envConfig) { cfg.now, cfg.signerNow = c.Now, c.Peek }
 }
 
-// registryFunc makes the registry of an env whose client is clientID; ops
-// are every partner operation.
-type registryFunc func(clientID string, k testKeys, ops []string) []regClient
+// registryFunc makes the clients file of an env whose client is clientID;
+// ops are every partner operation.
+type registryFunc func(t testing.TB, clientID string, k testKeys, ops []string) []clients.Entry
 
 // withRegistry replaces defaultRegistry.
 func withRegistry(f registryFunc) envOption {
@@ -204,8 +130,8 @@ func withTimeWindow(d time.Duration) envOption {
 
 // defaultRegistry registers clientID for every partner operation, listed
 // by name, with the client key as version 1.
-func defaultRegistry(id string, k testKeys, ops []string) []regClient {
-	return []regClient{{id: id, operations: ops, keys: []regKey{{version: 1, key: k.client}}}}
+func defaultRegistry(t testing.TB, id string, k testKeys, ops []string) []clients.Entry {
+	return []clients.Entry{testkit.Entry(t, id, &k.client.PublicKey, ops...)}
 }
 
 // withDurableRedis makes redis-server write every command to its AOF before
@@ -231,7 +157,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	srv, rdb := startRedis(t, cfg.redisArgs) // a redis-server, or a cluster (ORDERHUB_TEST_REDIS)
 	st := store.NewRedis(rdb)
-	counting := &countingStore{Store: st}
+	counting := testkit.NewCountingStore(st)
 	e := &env{redis: srv, st: st, counting: counting, clientID: uid("client"), keys: keys(t)}
 	e.pub = &e.keys.orderhub.PublicKey
 	e.signer = &signature.Signer{ClientID: e.clientID, KeyVersion: 1, Key: e.keys.client, Now: cfg.signerNow}
@@ -239,25 +165,16 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if cfg.registry == nil {
 		cfg.registry = defaultRegistry
 	}
-	ops, err := partnerOperations()
-	if err != nil {
-		t.Fatalf("the partner operations of the contract: %v", err)
-	}
-	text := registryYAML(t, cfg.registry(e.clientID, e.keys, ops))
+	ops := testkit.PartnerOperations(t)
+	entries := cfg.registry(t, e.clientID, e.keys, ops)
 	if cfg.clientsFile {
-		e.clientsFile = filepath.Join(t.TempDir(), "clients.yaml")
-		if err := os.WriteFile(e.clientsFile, text, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		e.clientsFile = testkit.ClientsFile(t, entries...)
+		var err error
 		if e.clients, err = clients.Open(e.clientsFile, ops); err != nil {
-			t.Fatalf("clients.Open: %v\n%s", err, text)
+			t.Fatalf("clients.Open: %v", err)
 		}
 	} else {
-		reg, err := clients.Parse(text, ops)
-		if err != nil {
-			t.Fatalf("clients.Parse: %v\n%s", err, text)
-		}
-		e.clients = clients.Static(reg)
+		e.clients = testkit.Clients(t, entries...)
 	}
 
 	h, err := httpapi.New(counting, httpapi.Config{
@@ -280,12 +197,16 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 }
 
 // writeClients rewrites the registry file (withClientsFile) and reloads it.
-func (e *env) writeClients(entries []regClient) {
+func (e *env) writeClients(entries []clients.Entry) {
 	e.t.Helper()
 	if e.clientsFile == "" {
 		e.t.Fatal("test bug: writeClients needs withClientsFile")
 	}
-	if err := os.WriteFile(e.clientsFile, registryYAML(e.t, entries), 0o600); err != nil {
+	doc, err := clients.File{Clients: entries}.Marshal()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(e.clientsFile, doc, 0o600); err != nil {
 		e.t.Fatal(err)
 	}
 	if err := e.clients.Reload(); err != nil {
@@ -313,18 +234,10 @@ func (e *env) sub(t *testing.T) *env {
 	return &cp
 }
 
-// countingStore counts the commits that wrote a business effect.
-type countingStore struct {
-	store.Store
-	effects atomic.Int64
-}
-
-func (s *countingStore) Commit(ctx context.Context, k store.Key, token string, response []byte, retention time.Duration, effect store.Effect) error {
-	err := s.Store.Commit(ctx, k, token, response, retention, effect)
-	if err == nil && effect != nil {
-		s.effects.Add(1)
-	}
-	return err
+// effects is how many commits have written a business effect so far.
+func (e *env) effects() int {
+	_, n := e.counting.Totals()
+	return n
 }
 
 // stepClock advances by one second on every reading, so an answer computed
@@ -409,18 +322,6 @@ func (r reply) wantResult(t *testing.T, httpStatus int, status models.ResultStat
 
 func (e *env) ctx() context.Context { return e.t.Context() }
 
-func (e *env) completionParams() *models.NotifyOrderCompletionParams {
-	return &models.NotifyOrderCompletionParams{ClientID: e.clientID, RequestTime: time.Now().Format(time.RFC3339), Signature: placeholderSignature}
-}
-
-func (e *env) inquireParams() *models.InquireOrderDetailParams {
-	return &models.InquireOrderDetailParams{ClientID: e.clientID, RequestTime: time.Now().Format(time.RFC3339), Signature: placeholderSignature}
-}
-
-func (e *env) auditParams() *models.NotifyDeliveryAuditResultParams {
-	return &models.NotifyDeliveryAuditResultParams{ClientID: e.clientID, RequestTime: time.Now().Format(time.RFC3339), Signature: placeholderSignature}
-}
-
 // bearer authorises an operator call.
 func bearer(token string) client.RequestEditorFn {
 	return func(_ context.Context, req *http.Request) error {
@@ -439,61 +340,80 @@ func withoutHeader(name string) client.RequestEditorFn {
 	}
 }
 
-// complete sends notifyOrderCompletion with the typed client.
-func (e *env) complete(requestID, orderID string, editors ...client.RequestEditorFn) reply {
-	e.t.Helper()
-	res, err := e.c.NotifyOrderCompletionWithResponse(e.ctx(), e.completionParams(),
-		models.NotifyOrderCompletionRequest{RequestID: requestID, RequestOrderID: orderID}, editors...)
-	if err != nil {
-		e.t.Fatalf("notifyOrderCompletion: %v", err)
-	}
-	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
+// partnerOperation is a partner operation as the generated client sends
+// it: by its <Op>WithBodyWithResponse, with e's Client-Id, a Request-Time
+// and the placeholder Signature, which e's signer replaces.
+type partnerOperation struct {
+	id   string
+	send func(ctx context.Context, e *env, contentType string, body io.Reader, editors []client.RequestEditorFn) (reply, error)
 }
 
-// completeRaw sends notifyOrderCompletion with a body as given.
-func (e *env) completeRaw(contentType, body string, editors ...client.RequestEditorFn) reply {
-	e.t.Helper()
-	res, err := e.c.NotifyOrderCompletionWithBodyWithResponse(e.ctx(), e.completionParams(), contentType, strings.NewReader(body), editors...)
-	if err != nil {
-		e.t.Fatalf("notifyOrderCompletion: %v", err)
-	}
-	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
+var (
+	opCompletion = partnerOperation{"notifyOrderCompletion", func(ctx context.Context, e *env, contentType string, body io.Reader, editors []client.RequestEditorFn) (reply, error) {
+		res, err := e.c.NotifyOrderCompletionWithBodyWithResponse(ctx, &models.NotifyOrderCompletionParams{ClientID: e.clientID, RequestTime: requestTime(), Signature: placeholderSignature}, contentType, body, editors...)
+		if err != nil {
+			return reply{}, err
+		}
+		return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}, nil
+	}}
+	opInquire = partnerOperation{"inquireOrderDetail", func(ctx context.Context, e *env, contentType string, body io.Reader, editors []client.RequestEditorFn) (reply, error) {
+		res, err := e.c.InquireOrderDetailWithBodyWithResponse(ctx, &models.InquireOrderDetailParams{ClientID: e.clientID, RequestTime: requestTime(), Signature: placeholderSignature}, contentType, body, editors...)
+		if err != nil {
+			return reply{}, err
+		}
+		return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}, nil
+	}}
+	opAudit = partnerOperation{"notifyDeliveryAuditResult", func(ctx context.Context, e *env, contentType string, body io.Reader, editors []client.RequestEditorFn) (reply, error) {
+		res, err := e.c.NotifyDeliveryAuditResultWithBodyWithResponse(ctx, &models.NotifyDeliveryAuditResultParams{ClientID: e.clientID, RequestTime: requestTime(), Signature: placeholderSignature}, contentType, body, editors...)
+		if err != nil {
+			return reply{}, err
+		}
+		return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}, nil
+	}}
+)
+
+// requestTime fills the generated client's Request-Time parameter; the
+// signer replaces it with its own.
+func requestTime() string { return time.Now().Format(time.RFC3339) }
+
+// rawBody is a request body sent as it is, with its Content-Type.
+type rawBody struct{ contentType, body string }
+
+// completion is notifyOrderCompletion's body.
+func completion(requestID, orderID string) models.NotifyOrderCompletionRequest {
+	return models.NotifyOrderCompletionRequest{RequestID: requestID, RequestOrderID: orderID}
 }
 
-func (e *env) inquire(orderID string) reply {
-	e.t.Helper()
-	res, err := e.c.InquireOrderDetailWithResponse(e.ctx(), e.inquireParams(), models.InquireOrderDetailRequest{RequestOrderID: orderID})
-	if err != nil {
-		e.t.Fatalf("inquireOrderDetail: %v", err)
-	}
-	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
+// inquiry is inquireOrderDetail's body.
+func inquiry(orderID string) models.InquireOrderDetailRequest {
+	return models.InquireOrderDetailRequest{RequestOrderID: orderID}
 }
 
-func (e *env) inquireRaw(contentType, body string, editors ...client.RequestEditorFn) reply {
+// call sends body to op with the generated client, signed as e's client,
+// through the conformance transport (which checks the answer against the
+// contract and orderhub's signature); a failure to send fails the test.
+// body is a rawBody, or a request model sent as the client's typed methods
+// send it: JSON, as application/json.
+func (e *env) call(op partnerOperation, body any, editors ...client.RequestEditorFn) reply {
 	e.t.Helper()
-	res, err := e.c.InquireOrderDetailWithBodyWithResponse(e.ctx(), e.inquireParams(), contentType, strings.NewReader(body), editors...)
+	r, err := e.send(e.ctx(), op, body, editors...)
 	if err != nil {
-		e.t.Fatalf("inquireOrderDetail: %v", err)
+		e.t.Fatalf("%s: %v", op.id, err)
 	}
-	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
+	return r
 }
 
-func (e *env) audit(b models.NotifyDeliveryAuditResultRequest) reply {
-	e.t.Helper()
-	res, err := e.c.NotifyDeliveryAuditResultWithResponse(e.ctx(), e.auditParams(), b)
-	if err != nil {
-		e.t.Fatalf("notifyDeliveryAuditResult: %v", err)
+// send is call for any goroutine: it returns the error.
+func (e *env) send(ctx context.Context, op partnerOperation, body any, editors ...client.RequestEditorFn) (reply, error) {
+	raw, ok := body.(rawBody)
+	if !ok {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return reply{}, err
+		}
+		raw = rawBody{"application/json", string(b)}
 	}
-	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
-}
-
-func (e *env) auditRaw(contentType, body string, editors ...client.RequestEditorFn) reply {
-	e.t.Helper()
-	res, err := e.c.NotifyDeliveryAuditResultWithBodyWithResponse(e.ctx(), e.auditParams(), contentType, strings.NewReader(body), editors...)
-	if err != nil {
-		e.t.Fatalf("notifyDeliveryAuditResult: %v", err)
-	}
-	return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
+	return op.send(ctx, e, raw.contentType, strings.NewReader(raw.body), editors)
 }
 
 // raw sends any request through the conformance transport, signed by the

@@ -36,16 +36,16 @@ func TestReplayIsByteIdentical(t *testing.T) {
 	t.Run("notifyOrderCompletion", func(t *testing.T) {
 		e := newEnv(t, withStepClock(newStepClock()))
 		id, rid := e.newOrder(models.OrderStatusPreparing), uid("req")
-		first := e.complete(rid, id)
+		first := e.call(opCompletion, completion(rid, id))
 		first.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 		v := e.version(id)
-		again := e.complete(rid, id)
+		again := e.call(opCompletion, completion(rid, id))
 		sameAnswer(t, first, again)
 		if got := e.version(id); got != v {
 			t.Errorf("the replay wrote the order: version %d → %d", v, got)
 		}
 		// The clock moves on: an answer computed afresh would have shown it.
-		other := e.complete(uid("req"), id)
+		other := e.call(opCompletion, completion(uid("req"), id))
 		if other.header.Get("Response-Time") == first.header.Get("Response-Time") {
 			t.Errorf("a fresh answer has the first answer's Response-Time %q: the clock does not advance", first.header.Get("Response-Time"))
 		}
@@ -53,16 +53,16 @@ func TestReplayIsByteIdentical(t *testing.T) {
 	t.Run("notifyDeliveryAuditResult", func(t *testing.T) {
 		e := newEnv(t, withStepClock(newStepClock()))
 		b := models.NotifyDeliveryAuditResultRequest{RequestID: uid("req"), TradeID: uid("trade"), DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusAccept}
-		first := e.audit(b)
+		first := e.call(opAudit, b)
 		first.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 		recorded := e.audits(b.TradeID)
-		again := e.audit(b)
+		again := e.call(opAudit, b)
 		sameAnswer(t, first, again)
 		if diff := cmp.Diff(recorded, e.audits(b.TradeID)); diff != "" {
 			t.Errorf("the replay changed the audit (-before +after):\n%s", diff)
 		}
 		b.RequestID = uid("req")
-		other := e.audit(b)
+		other := e.call(opAudit, b)
 		if other.header.Get("Response-Time") == first.header.Get("Response-Time") {
 			t.Errorf("a fresh answer has the first answer's Response-Time %q: the clock does not advance", first.header.Get("Response-Time"))
 		}
@@ -72,17 +72,17 @@ func TestReplayIsByteIdentical(t *testing.T) {
 func TestReplayedFailureStaysFinal(t *testing.T) {
 	e := newEnv(t, withStepClock(newStepClock()))
 	id, rid := uid("order"), uid("req")
-	first := e.complete(rid, id)
+	first := e.call(opCompletion, completion(rid, id))
 	first.wantResult(t, http.StatusOK, models.ResultStatusFailure, "ORDER_NOT_EXIST")
 
 	// The order appears afterwards; the answer to rid was final.
 	e.putOrder(id, models.OrderStatusPreparing, nil)
-	again := e.complete(rid, id)
+	again := e.call(opCompletion, completion(rid, id))
 	sameAnswer(t, first, again)
 	unchanged(t, e, id, models.OrderStatusPreparing)
 
 	// A new requestId is a new request.
-	e.complete(uid("req"), id).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
+	e.call(opCompletion, completion(uid("req"), id)).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 	unchanged(t, e, id, models.OrderStatusCompleted)
 }
 
@@ -152,17 +152,12 @@ func TestConcurrentIdenticalNotifications(t *testing.T) {
 		e := newEnv(t, withStepClock(newStepClock()))
 		id, rid := e.newOrder(models.OrderStatusPreparing), uid("req")
 		before := e.version(id)
-		body := models.NotifyOrderCompletionRequest{RequestID: rid, RequestOrderID: id}
 		answers, retries := hammer(t, n, func(ctx context.Context) (reply, error) {
-			res, err := e.c.NotifyOrderCompletionWithResponse(ctx, e.completionParams(), body)
-			if err != nil {
-				return reply{}, err
-			}
-			return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}, nil
+			return e.send(ctx, opCompletion, completion(rid, id))
 		})
 		t.Logf("%d U answers retried", retries)
 		checkAllSame(t, answers)
-		if got := e.counting.effects.Load(); got != 1 {
+		if got := e.effects(); got != 1 {
 			t.Errorf("%d effects committed, want exactly 1", got)
 		}
 		if got := e.version(id); got != before+1 {
@@ -173,16 +168,10 @@ func TestConcurrentIdenticalNotifications(t *testing.T) {
 	t.Run("notifyDeliveryAuditResult", func(t *testing.T) {
 		e := newEnv(t, withStepClock(newStepClock()))
 		b := models.NotifyDeliveryAuditResultRequest{RequestID: uid("req"), TradeID: uid("trade"), DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusReject}
-		answers, retries := hammer(t, n, func(ctx context.Context) (reply, error) {
-			res, err := e.c.NotifyDeliveryAuditResultWithResponse(ctx, e.auditParams(), b)
-			if err != nil {
-				return reply{}, err
-			}
-			return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}, nil
-		})
+		answers, retries := hammer(t, n, func(ctx context.Context) (reply, error) { return e.send(ctx, opAudit, b) })
 		t.Logf("%d U answers retried", retries)
 		checkAllSame(t, answers)
-		if got := e.counting.effects.Load(); got != 1 {
+		if got := e.effects(); got != 1 {
 			t.Errorf("%d effects committed, want exactly 1", got)
 		}
 		got := e.audits(b.TradeID)
@@ -196,7 +185,7 @@ func TestReusedRequestIDWithAnotherBody(t *testing.T) {
 	t.Run("notifyOrderCompletion", func(t *testing.T) {
 		e := newEnv(t, withStepClock(newStepClock()))
 		a, b, rid := e.newOrder(models.OrderStatusPreparing), e.newOrder(models.OrderStatusAccepted), uid("req")
-		first := e.complete(rid, a)
+		first := e.call(opCompletion, completion(rid, a))
 		first.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 		storedA, err := e.st.GetOrder(e.ctx(), a)
 		if err != nil {
@@ -204,7 +193,7 @@ func TestReusedRequestIDWithAnotherBody(t *testing.T) {
 		}
 		vb := e.version(b)
 
-		e.complete(rid, b).wantResult(t, http.StatusOK, models.ResultStatusFailure, "REPEAT_REQ_INCONSISTENT")
+		e.call(opCompletion, completion(rid, b)).wantResult(t, http.StatusOK, models.ResultStatusFailure, "REPEAT_REQ_INCONSISTENT")
 
 		if got, err := e.st.GetOrder(e.ctx(), a); err != nil || !cmp.Equal(got, storedA) {
 			t.Errorf("the original order changed (-before +after):\n%s (err %v)", cmp.Diff(storedA, got), err)
@@ -213,25 +202,25 @@ func TestReusedRequestIDWithAnotherBody(t *testing.T) {
 		if got := e.version(b); got != vb {
 			t.Errorf("the other order was written: version %d → %d", vb, got)
 		}
-		if got := e.counting.effects.Load(); got != 1 {
+		if got := e.effects(); got != 1 {
 			t.Errorf("%d effects committed, want the original one only", got)
 		}
 		// The original answer is still what rid replays.
-		sameAnswer(t, first, e.complete(rid, a))
+		sameAnswer(t, first, e.call(opCompletion, completion(rid, a)))
 	})
 	t.Run("notifyDeliveryAuditResult", func(t *testing.T) {
 		e := newEnv(t, withStepClock(newStepClock()))
 		orig := models.NotifyDeliveryAuditResultRequest{RequestID: uid("req"), TradeID: uid("trade"), DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusAccept}
-		first := e.audit(orig)
+		first := e.call(opAudit, orig)
 		first.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 		recorded := e.audits(orig.TradeID)
 
 		changed := orig
 		changed.DeliveryAuditStatus = models.DeliveryAuditStatusReject
-		e.audit(changed).wantResult(t, http.StatusOK, models.ResultStatusFailure, "REPEAT_REQ_INCONSISTENT")
+		e.call(opAudit, changed).wantResult(t, http.StatusOK, models.ResultStatusFailure, "REPEAT_REQ_INCONSISTENT")
 		otherTrade := orig
 		otherTrade.TradeID = uid("trade")
-		e.audit(otherTrade).wantResult(t, http.StatusOK, models.ResultStatusFailure, "REPEAT_REQ_INCONSISTENT")
+		e.call(opAudit, otherTrade).wantResult(t, http.StatusOK, models.ResultStatusFailure, "REPEAT_REQ_INCONSISTENT")
 
 		if diff := cmp.Diff(recorded, e.audits(orig.TradeID)); diff != "" {
 			t.Errorf("the original audit changed (-before +after):\n%s", diff)
@@ -239,9 +228,9 @@ func TestReusedRequestIDWithAnotherBody(t *testing.T) {
 		if got := e.audits(otherTrade.TradeID); len(got) != 0 {
 			t.Errorf("audits recorded for the other trade: %+v", got)
 		}
-		if got := e.counting.effects.Load(); got != 1 {
+		if got := e.effects(); got != 1 {
 			t.Errorf("%d effects committed, want the original one only", got)
 		}
-		sameAnswer(t, first, e.audit(orig))
+		sameAnswer(t, first, e.call(opAudit, orig))
 	})
 }

@@ -10,10 +10,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orderhub/orderhub/generated/models"
+	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/httpapi"
 	"github.com/orderhub/orderhub/impl/ratelimit"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/tests/redistest"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 // The limits here are per hour: an interval of many minutes between two
@@ -65,10 +67,10 @@ func limits(t *testing.T, perClient, global string) ratelimit.Limits {
 // otherClient is registered beside the env's own client, with the alt key.
 func otherClient(id string) string { return id + "-other" }
 
-func twoClients(id string, k testKeys, ops []string) []regClient {
-	return []regClient{
-		{id: id, operations: ops, keys: []regKey{{version: 1, key: k.client}}},
-		{id: otherClient(id), operations: ops, keys: []regKey{{version: 1, key: k.alt}}},
+func twoClients(t testing.TB, id string, k testKeys, ops []string) []clients.Entry {
+	return []clients.Entry{
+		testkit.Entry(t, id, &k.client.PublicKey, ops...),
+		testkit.Entry(t, otherClient(id), &k.alt.PublicKey, ops...),
 	}
 }
 
@@ -137,9 +139,9 @@ func TestRateLimitPerClient(t *testing.T) {
 		e.do(req).wantResult(t, http.StatusOK, models.ResultStatusFailure, "INVALID_SIGNATURE")
 	}
 	for range 3 {
-		e.wantInquired(e.inquire(order))
+		e.wantInquired(e.call(opInquire, inquiry(order)))
 	}
-	e.wantLimited(e.inquire(order))
+	e.wantLimited(e.call(opInquire, inquiry(order)))
 	e.wantLimited(e.raw(http.MethodPost, pathInquire, "application/json", []byte(`{}`))) // before validation
 	// A notification is limited once it is known to be new work (after
 	// validation and the idempotency check): an invalid one is answered so.
@@ -148,9 +150,9 @@ func TestRateLimitPerClient(t *testing.T) {
 	t.Run("another client is unaffected", func(t *testing.T) {
 		other := e.as(t, otherClient(e.clientID), e.keys.alt)
 		for range 3 {
-			other.wantInquired(other.inquire(order))
+			other.wantInquired(other.call(opInquire, inquiry(order)))
 		}
-		other.wantLimited(other.inquire(order))
+		other.wantLimited(other.call(opInquire, inquiry(order)))
 	})
 	t.Run("the operator API and service endpoints are not limited", func(t *testing.T) {
 		e := e.sub(t)
@@ -169,12 +171,12 @@ func TestRateLimitGlobalCeiling(t *testing.T) {
 	e := newEnv(t, withRateLimit(limits(t, "5/h", "3/h"), nil), withRegistry(twoClients))
 	other := e.as(t, otherClient(e.clientID), e.keys.alt)
 	order := e.newOrder(models.OrderStatusReady)
-	e.wantInquired(e.inquire(order))
-	e.wantInquired(e.inquire(order))
-	other.wantInquired(other.inquire(order))
+	e.wantInquired(e.call(opInquire, inquiry(order)))
+	e.wantInquired(e.call(opInquire, inquiry(order)))
+	other.wantInquired(other.call(opInquire, inquiry(order)))
 	// Both clients are far below their own 5: the ceiling refuses them.
-	other.wantLimited(other.inquire(order))
-	e.wantLimited(e.inquire(order))
+	other.wantLimited(other.call(opInquire, inquiry(order)))
+	e.wantLimited(e.call(opInquire, inquiry(order)))
 }
 
 func TestRateLimitSharedByInstances(t *testing.T) {
@@ -183,10 +185,10 @@ func TestRateLimitSharedByInstances(t *testing.T) {
 	e := newEnv(t, withRateLimit(l, &rdb))
 	two := e.instance(t, ratelimit.NewRedis(rdb, l))
 	order := e.newOrder(models.OrderStatusReady)
-	e.wantInquired(e.inquire(order))
-	two.wantInquired(two.inquire(order))
-	e.wantLimited(e.inquire(order))
-	two.wantLimited(two.inquire(order))
+	e.wantInquired(e.call(opInquire, inquiry(order)))
+	two.wantInquired(two.call(opInquire, inquiry(order)))
+	e.wantLimited(e.call(opInquire, inquiry(order)))
+	two.wantLimited(two.call(opInquire, inquiry(order)))
 }
 
 // A refused notification has no effect and claims no requestId: sent again
@@ -207,16 +209,16 @@ func TestRateLimitedNotificationIsNotRecorded(t *testing.T) {
 	t.Run("notifyOrderCompletion", func(t *testing.T) {
 		e := e.sub(t)
 		order, requestID := e.newOrder(models.OrderStatusPreparing), uid("req")
-		e.wantInquired(e.inquire(order))
-		e.wantInquired(e.inquire(order))
-		effects := e.counting.effects.Load()
-		e.wantLimited(e.complete(requestID, order))
+		e.wantInquired(e.call(opInquire, inquiry(order)))
+		e.wantInquired(e.call(opInquire, inquiry(order)))
+		effects := e.effects()
+		e.wantLimited(e.call(opCompletion, completion(requestID, order)))
 		unchanged(t, e, order, models.OrderStatusPreparing)
-		if n := e.counting.effects.Load() - effects; n != 0 {
+		if n := e.effects() - effects; n != 0 {
 			t.Errorf("%d effects of a refused notification", n)
 		}
 		refill()
-		first := e.complete(requestID, order)
+		first := e.call(opCompletion, completion(requestID, order))
 		first.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 		if got := e.orderStatus(order); got != models.OrderStatusCompleted {
 			t.Errorf("order %s after the retry, want COMPLETED", got)
@@ -224,12 +226,12 @@ func TestRateLimitedNotificationIsNotRecorded(t *testing.T) {
 		// Repeats of a final answer are replayed whatever the limits: a
 		// partner whose S was lost never gets a final F for it instead.
 		for range 3 {
-			sameAnswer(t, first, e.complete(requestID, order))
+			sameAnswer(t, first, e.call(opCompletion, completion(requestID, order)))
 		}
-		e.wantInquired(e.inquire(order)) // the last of the quota
-		e.wantLimited(e.complete(uid("req"), e.newOrder(models.OrderStatusPreparing)))
-		sameAnswer(t, first, e.complete(requestID, order))
-		if n := e.counting.effects.Load() - effects; n != 1 {
+		e.wantInquired(e.call(opInquire, inquiry(order))) // the last of the quota
+		e.wantLimited(e.call(opCompletion, completion(uid("req"), e.newOrder(models.OrderStatusPreparing))))
+		sameAnswer(t, first, e.call(opCompletion, completion(requestID, order)))
+		if n := e.effects() - effects; n != 1 {
 			t.Errorf("%d effects, want 1", n)
 		}
 		refill()
@@ -237,14 +239,14 @@ func TestRateLimitedNotificationIsNotRecorded(t *testing.T) {
 	t.Run("notifyDeliveryAuditResult", func(t *testing.T) {
 		e := e.sub(t)
 		n := models.NotifyDeliveryAuditResultRequest{RequestID: uid("req"), TradeID: uid("trade"), DeliveryBatchID: "b1", DeliveryAuditStatus: models.DeliveryAuditStatusAccept}
-		e.wantInquired(e.inquire(e.newOrder(models.OrderStatusReady)))
-		e.wantInquired(e.inquire(e.newOrder(models.OrderStatusReady)))
-		e.wantLimited(e.audit(n))
+		e.wantInquired(e.call(opInquire, inquiry(e.newOrder(models.OrderStatusReady))))
+		e.wantInquired(e.call(opInquire, inquiry(e.newOrder(models.OrderStatusReady))))
+		e.wantLimited(e.call(opAudit, n))
 		if got := e.audits(n.TradeID); len(got) != 0 {
 			t.Errorf("audits after a refused notification: %+v", got)
 		}
 		refill()
-		e.audit(n).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
+		e.call(opAudit, n).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 		if got := e.audits(n.TradeID); len(got) != 1 {
 			t.Errorf("audits after the retry: %+v, want one", got)
 		}
@@ -259,9 +261,9 @@ func TestRateLimiterDownIsUnknown(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	two := e.instance(t, ratelimit.NewRedis(rdb, limits(t, "100/h", "")))
 	order := e.newOrder(models.OrderStatusPreparing)
-	two.wantInquired(two.inquire(order))
+	two.wantInquired(two.call(opInquire, inquiry(order)))
 	down.Stop()
-	two.inquire(order).wantResult(t, http.StatusOK, models.ResultStatusUnknown, "UNKNOWN_EXCEPTION")
-	two.complete(uid("req"), order).wantResult(t, http.StatusOK, models.ResultStatusUnknown, "UNKNOWN_EXCEPTION")
+	two.call(opInquire, inquiry(order)).wantResult(t, http.StatusOK, models.ResultStatusUnknown, "UNKNOWN_EXCEPTION")
+	two.call(opCompletion, completion(uid("req"), order)).wantResult(t, http.StatusOK, models.ResultStatusUnknown, "UNKNOWN_EXCEPTION")
 	unchanged(t, e, order, models.OrderStatusPreparing)
 }

@@ -68,7 +68,7 @@ func TestNotifyOrderCompletionResultCodes(t *testing.T) {
 	paramIllegal := func(contentType string, body func(orderID string) string) func(t *testing.T, e *env) reply {
 		return func(t *testing.T, e *env) reply {
 			id := e.newOrder(models.OrderStatusPreparing)
-			r := e.completeRaw(contentType, body(id))
+			r := e.call(opCompletion, rawBody{contentType, body(id)})
 			unchanged(t, e, id, models.OrderStatusPreparing)
 			return r
 		}
@@ -79,7 +79,7 @@ func TestNotifyOrderCompletionResultCodes(t *testing.T) {
 			name: "ORDER_STATUS_INVALID for a " + string(s) + " order",
 			run: func(t *testing.T, e *env) reply {
 				id := e.newOrder(s)
-				r := e.complete(uid("req"), id)
+				r := e.call(opCompletion, completion(uid("req"), id))
 				unchanged(t, e, id, s)
 				return r
 			},
@@ -92,7 +92,7 @@ func TestNotifyOrderCompletionResultCodes(t *testing.T) {
 			name: "SUCCESS",
 			run: func(t *testing.T, e *env) reply {
 				id := e.newOrder(models.OrderStatusAccepted)
-				r := e.complete(uid("req"), id)
+				r := e.call(opCompletion, completion(uid("req"), id))
 				unchanged(t, e, id, models.OrderStatusCompleted)
 				return r
 			},
@@ -102,9 +102,9 @@ func TestNotifyOrderCompletionResultCodes(t *testing.T) {
 			name: "SUCCESS again for a COMPLETED order, new requestId",
 			run: func(t *testing.T, e *env) reply {
 				id := e.newOrder(models.OrderStatusReady)
-				e.complete(uid("req"), id).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
+				e.call(opCompletion, completion(uid("req"), id)).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 				v := e.version(id)
-				r := e.complete(uid("req"), id)
+				r := e.call(opCompletion, completion(uid("req"), id))
 				if got := e.version(id); got != v {
 					t.Errorf("completing a COMPLETED order wrote it again: version %d → %d", v, got)
 				}
@@ -116,7 +116,7 @@ func TestNotifyOrderCompletionResultCodes(t *testing.T) {
 		{
 			name: "SUCCESS for an order created COMPLETED",
 			run: func(t *testing.T, e *env) reply {
-				return e.complete(uid("req"), e.newOrder(models.OrderStatusCompleted))
+				return e.call(opCompletion, completion(uid("req"), e.newOrder(models.OrderStatusCompleted)))
 			},
 			status: models.ResultStatusSuccess, code: "SUCCESS",
 		},
@@ -181,7 +181,7 @@ func TestNotifyOrderCompletionResultCodes(t *testing.T) {
 			name: "ACCESS_DENIED missing Client-Id header",
 			run: func(t *testing.T, e *env) reply {
 				id := e.newOrder(models.OrderStatusPreparing)
-				r := e.complete(uid("req"), id, withoutHeader("Client-Id"))
+				r := e.call(opCompletion, completion(uid("req"), id), withoutHeader("Client-Id"))
 				unchanged(t, e, id, models.OrderStatusPreparing)
 				return r
 			},
@@ -190,7 +190,7 @@ func TestNotifyOrderCompletionResultCodes(t *testing.T) {
 		{
 			name: "ORDER_NOT_EXIST",
 			run: func(t *testing.T, e *env) reply {
-				return e.complete(uid("req"), "n0-such-0rder-"+uid("order"))
+				return e.call(opCompletion, completion(uid("req"), "n0-such-0rder-"+uid("order")))
 			},
 			status: models.ResultStatusFailure, code: "ORDER_NOT_EXIST", notInMessage: []string{"n0-such-0rder"},
 		},
@@ -202,8 +202,8 @@ func TestNotifyOrderCompletionResultCodes(t *testing.T) {
 			run: func(t *testing.T, e *env) reply {
 				a, b := e.newOrder(models.OrderStatusPreparing), e.newOrder(models.OrderStatusPreparing)
 				rid := uid("req")
-				e.complete(rid, a).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
-				r := e.complete(rid, b)
+				e.call(opCompletion, completion(rid, a)).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
+				r := e.call(opCompletion, completion(rid, b))
 				unchanged(t, e, b, models.OrderStatusPreparing)
 				return r
 			},
@@ -217,8 +217,8 @@ func TestNotifyOrderCompletionResultCodes(t *testing.T) {
 			name: "SUCCESS same requestId, same order, same content reformatted",
 			run: func(t *testing.T, e *env) reply {
 				id, rid := e.newOrder(models.OrderStatusPreparing), uid("req")
-				first := e.completeRaw("application/json", `{"requestId":"`+rid+`","requestOrderId":"`+id+`"}`)
-				again := e.completeRaw("application/json", " {\n \"requestOrderId\" : \""+id+"\",\t\"requestId\":\""+rid+"\"}\n")
+				first := e.call(opCompletion, rawBody{"application/json", `{"requestId":"` + rid + `","requestOrderId":"` + id + `"}`})
+				again := e.call(opCompletion, rawBody{"application/json", " {\n \"requestOrderId\" : \"" + id + "\",\t\"requestId\":\"" + rid + "\"}\n"})
 				if string(again.body) != string(first.body) || again.header.Get("Response-Time") != first.header.Get("Response-Time") {
 					t.Errorf("reformatted repeat was not a replay: first %v %q, again %v %q",
 						first, first.header.Get("Response-Time"), again, again.header.Get("Response-Time"))
@@ -233,11 +233,11 @@ func TestNotifyOrderCompletionResultCodes(t *testing.T) {
 				id, rid := e.newOrder(models.OrderStatusPreparing), uid("req")
 				body := mustJSON(t, models.NotifyOrderCompletionRequest{RequestID: rid, RequestOrderID: id})
 				release := e.holdInProgress(store.Key{Op: "notifyOrderCompletion", RequestID: rid, Scope: store.ScopeOrder, ScopeID: id}, body)
-				r := e.complete(rid, id)
+				r := e.call(opCompletion, completion(rid, id))
 				unchanged(t, e, id, models.OrderStatusPreparing)
 				// Once the other request gives up, the retry is processed.
 				release()
-				e.complete(rid, id).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
+				e.call(opCompletion, completion(rid, id)).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 				unchanged(t, e, id, models.OrderStatusCompleted)
 				return r
 			},
@@ -249,11 +249,11 @@ func TestNotifyOrderCompletionResultCodes(t *testing.T) {
 			run: func(t *testing.T, e *env) reply {
 				id, rid := e.newOrder(models.OrderStatusPreparing), uid("req")
 				e.redis.Stop()
-				r := e.complete(rid, id)
+				r := e.call(opCompletion, completion(rid, id))
 				// Same service, Redis back (with its data): the retry is
 				// processed afresh, so the U was not remembered.
 				e.redis.Restart()
-				e.complete(rid, id).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
+				e.call(opCompletion, completion(rid, id)).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 				unchanged(t, e, id, models.OrderStatusCompleted)
 				return r
 			},
@@ -269,7 +269,7 @@ func TestInquireOrderDetailResultCodes(t *testing.T) {
 			name: "SUCCESS",
 			run: func(t *testing.T, e *env) reply {
 				id := e.newOrder(models.OrderStatusAccepted)
-				r := e.inquire(id)
+				r := e.call(opInquire, inquiry(id))
 				var got models.InquireOrderDetailResponse
 				if err := json.Unmarshal(r.body, &got); err != nil {
 					t.Fatal(err)
@@ -283,20 +283,20 @@ func TestInquireOrderDetailResultCodes(t *testing.T) {
 		},
 		{
 			name:   "PARAM_ILLEGAL missing requestOrderId",
-			run:    func(t *testing.T, e *env) reply { return e.inquireRaw("application/json", `{}`) },
+			run:    func(t *testing.T, e *env) reply { return e.call(opInquire, rawBody{"application/json", `{}`}) },
 			status: models.ResultStatusFailure, code: "PARAM_ILLEGAL", inMessage: "requestOrderId",
 		},
 		{
 			name: "PARAM_ILLEGAL requestOrderId of 256 characters",
 			run: func(t *testing.T, e *env) reply {
-				return e.inquireRaw("application/json", `{"requestOrderId":"`+long+`"}`)
+				return e.call(opInquire, rawBody{"application/json", `{"requestOrderId":"` + long + `"}`})
 			},
 			status: models.ResultStatusFailure, code: "PARAM_ILLEGAL", inMessage: "requestOrderId", notInMessage: []string{long, long[:16]},
 		},
 		{
 			name: "PARAM_ILLEGAL requestOrderId is a number",
 			run: func(t *testing.T, e *env) reply {
-				return e.inquireRaw("application/json", `{"requestOrderId":4242424242}`)
+				return e.call(opInquire, rawBody{"application/json", `{"requestOrderId":4242424242}`})
 			},
 			status: models.ResultStatusFailure, code: "PARAM_ILLEGAL", inMessage: "requestOrderId", notInMessage: []string{"4242424242"},
 		},
@@ -304,14 +304,14 @@ func TestInquireOrderDetailResultCodes(t *testing.T) {
 			name: "SUCCESS with unknown fields (additionalProperties: true)",
 			run: func(t *testing.T, e *env) reply {
 				id := e.newOrder(models.OrderStatusPreparing)
-				return e.inquireRaw("application/json", `{"requestOrderId":"`+id+`","merchantId":"m-1","extra":{"n":[1,2,3]}}`)
+				return e.call(opInquire, rawBody{"application/json", `{"requestOrderId":"` + id + `","merchantId":"m-1","extra":{"n":[1,2,3]}}`})
 			},
 			status: models.ResultStatusSuccess, code: "SUCCESS",
 		},
 		{
 			name: "ORDER_NOT_EXIST",
 			run: func(t *testing.T, e *env) reply {
-				r := e.inquire("n0-such-0rder-" + uid("order"))
+				r := e.call(opInquire, inquiry("n0-such-0rder-"+uid("order")))
 				var got map[string]any
 				if err := json.Unmarshal(r.body, &got); err != nil {
 					t.Fatal(err)
@@ -329,9 +329,9 @@ func TestInquireOrderDetailResultCodes(t *testing.T) {
 			run: func(t *testing.T, e *env) reply {
 				id := e.newOrder(models.OrderStatusPreparing)
 				e.redis.Stop()
-				r := e.inquire(id)
+				r := e.call(opInquire, inquiry(id))
 				e.redis.Restart()
-				e.inquire(id).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
+				e.call(opInquire, inquiry(id)).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 				return r
 			},
 			status: models.ResultStatusUnknown, code: "UNKNOWN_EXCEPTION",
@@ -362,7 +362,7 @@ func TestNotifyDeliveryAuditResultResultCodes(t *testing.T) {
 			name: "SUCCESS",
 			run: func(t *testing.T, e *env) reply {
 				trade, rid := uid("trade"), uid("req")
-				r := e.audit(audit(rid, trade, models.DeliveryAuditStatusReject))
+				r := e.call(opAudit, audit(rid, trade, models.DeliveryAuditStatusReject))
 				wantOnly(t, e, trade, models.DeliveryAudit{DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusReject, RequestID: rid})
 				return r
 			},
@@ -372,7 +372,7 @@ func TestNotifyDeliveryAuditResultResultCodes(t *testing.T) {
 			name: "PARAM_ILLEGAL deliveryAuditStatus outside its enum",
 			run: func(t *testing.T, e *env) reply {
 				trade := uid("trade")
-				r := e.audit(audit(uid("req"), trade, "MAYBE"))
+				r := e.call(opAudit, audit(uid("req"), trade, "MAYBE"))
 				noAudits(t, e, trade)
 				return r
 			},
@@ -381,7 +381,7 @@ func TestNotifyDeliveryAuditResultResultCodes(t *testing.T) {
 		{
 			name: "PARAM_ILLEGAL tradeId of 65 characters",
 			run: func(t *testing.T, e *env) reply {
-				return e.audit(audit(uid("req"), long, models.DeliveryAuditStatusAccept))
+				return e.call(opAudit, audit(uid("req"), long, models.DeliveryAuditStatusAccept))
 			},
 			status: models.ResultStatusFailure, code: "PARAM_ILLEGAL", inMessage: "tradeId", notInMessage: []string{long, "TTTTTTTT"},
 		},
@@ -389,7 +389,7 @@ func TestNotifyDeliveryAuditResultResultCodes(t *testing.T) {
 			name: "PARAM_ILLEGAL missing deliveryBatchId",
 			run: func(t *testing.T, e *env) reply {
 				trade := uid("trade")
-				r := e.auditRaw("application/json", `{"requestId":"`+uid("req")+`","tradeId":"`+trade+`","deliveryAuditStatus":"ACCEPT"}`)
+				r := e.call(opAudit, rawBody{"application/json", `{"requestId":"` + uid("req") + `","tradeId":"` + trade + `","deliveryAuditStatus":"ACCEPT"}`})
 				noAudits(t, e, trade)
 				return r
 			},
@@ -399,8 +399,8 @@ func TestNotifyDeliveryAuditResultResultCodes(t *testing.T) {
 			name: "REPEAT_REQ_INCONSISTENT same requestId, status changed",
 			run: func(t *testing.T, e *env) reply {
 				trade, rid := uid("trade"), uid("req")
-				e.audit(audit(rid, trade, models.DeliveryAuditStatusAccept)).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
-				r := e.audit(audit(rid, trade, models.DeliveryAuditStatusReject))
+				e.call(opAudit, audit(rid, trade, models.DeliveryAuditStatusAccept)).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
+				r := e.call(opAudit, audit(rid, trade, models.DeliveryAuditStatusReject))
 				wantOnly(t, e, trade, models.DeliveryAudit{DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusAccept, RequestID: rid})
 				return r
 			},
@@ -413,9 +413,9 @@ func TestNotifyDeliveryAuditResultResultCodes(t *testing.T) {
 			run: func(t *testing.T, e *env) reply {
 				trade, rid := uid("trade"), uid("req")
 				first := audit(rid, trade, models.DeliveryAuditStatusAccept)
-				e.audit(first).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
+				e.call(opAudit, first).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 				first.Set("note", "resent")
-				return e.audit(first)
+				return e.call(opAudit, first)
 			},
 			status: models.ResultStatusFailure, code: "REPEAT_REQ_INCONSISTENT", notInMessage: []string{"resent"},
 		},
@@ -425,10 +425,10 @@ func TestNotifyDeliveryAuditResultResultCodes(t *testing.T) {
 				trade, rid := uid("trade"), uid("req")
 				b := audit(rid, trade, models.DeliveryAuditStatusAccept)
 				release := e.holdInProgress(store.Key{Op: "notifyDeliveryAuditResult", RequestID: rid, Scope: store.ScopeTrade, ScopeID: trade}, mustJSON(t, b))
-				r := e.audit(b)
+				r := e.call(opAudit, b)
 				noAudits(t, e, trade)
 				release()
-				e.audit(b).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
+				e.call(opAudit, b).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 				wantOnly(t, e, trade, models.DeliveryAudit{DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusAccept, RequestID: rid})
 				return r
 			},
@@ -441,9 +441,9 @@ func TestNotifyDeliveryAuditResultResultCodes(t *testing.T) {
 				trade, rid := uid("trade"), uid("req")
 				b := audit(rid, trade, models.DeliveryAuditStatusAccept)
 				e.redis.Stop()
-				r := e.audit(b)
+				r := e.call(opAudit, b)
 				e.redis.Restart()
-				e.audit(b).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
+				e.call(opAudit, b).wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 				wantOnly(t, e, trade, models.DeliveryAudit{DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusAccept, RequestID: rid})
 				return r
 			},

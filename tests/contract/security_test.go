@@ -21,8 +21,10 @@ import (
 
 	"github.com/orderhub/orderhub/generated/client"
 	"github.com/orderhub/orderhub/generated/models"
+	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/tests/conformance"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 // The security of the partner APIs: who may call (Client-Id), proof that
@@ -46,14 +48,14 @@ const (
 	suffixNotifyOnly  = "-notify-only"  // the two notifications only, the client key
 )
 
-func securityRegistry(id string, k testKeys, ops []string) []regClient {
-	v1 := func(key *rsa.PrivateKey) []regKey { return []regKey{{version: 1, key: key}} }
-	return []regClient{
-		{id: id, operations: ops, keys: v1(k.client)},
-		{id: id + suffixB, operations: ops, keys: v1(k.alt)},
-		{id: id + suffixDisabled, disabled: true, operations: ops, keys: v1(k.client)},
-		{id: id + suffixInquireOnly, operations: []string{"inquireOrderDetail"}, keys: v1(k.client)},
-		{id: id + suffixNotifyOnly, operations: []string{"notifyDeliveryAuditResult", "notifyOrderCompletion"}, keys: v1(k.client)},
+func securityRegistry(t testing.TB, id string, k testKeys, ops []string) []clients.Entry {
+	v1 := func(key *rsa.PrivateKey) []clients.KeyEntry { return []clients.KeyEntry{keyEntry(t, 1, key)} }
+	return []clients.Entry{
+		{ClientID: id, Operations: ops, Keys: v1(k.client)},
+		{ClientID: id + suffixB, Operations: ops, Keys: v1(k.alt)},
+		{ClientID: id + suffixDisabled, Disabled: true, Operations: ops, Keys: v1(k.client)},
+		{ClientID: id + suffixInquireOnly, Operations: []string{"inquireOrderDetail"}, Keys: v1(k.client)},
+		{ClientID: id + suffixNotifyOnly, Operations: []string{"notifyDeliveryAuditResult", "notifyOrderCompletion"}, Keys: v1(k.client)},
 	}
 }
 
@@ -185,10 +187,10 @@ func secrets(t *testing.T, e *env, path string, h http.Header, body []byte) []st
 // and the request was refused for the headers alone.
 func wantRefusedWithoutEffect(t *testing.T, e *env, op secOp, body []byte, effect func() bool, h http.Header, code string) {
 	t.Helper()
-	before := e.counting.effects.Load()
+	before := e.effects()
 	r := e.post(op.path, body, h)
 	r.wantResult(t, http.StatusOK, models.ResultStatusFailure, code, secrets(t, e, op.path, h, body)...)
-	if got := e.counting.effects.Load(); got != before {
+	if got := e.effects(); got != before {
 		t.Errorf("a refused request committed %d effects", got-before)
 	}
 	if effect() {
@@ -432,10 +434,10 @@ func TestCheckOrder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := e0.sub(t)
 			body := tc.body(t, e)
-			before := e.counting.effects.Load()
+			before := e.effects()
 			h := e.signedHeaders(e.signerWith(func(s *signature.Signer) { tc.signer(e, s) }), op.path, body)
 			e.post(op.path, body, h).wantResult(t, http.StatusOK, models.ResultStatusFailure, tc.code, secrets(t, e, op.path, h, body)...)
-			if got := e.counting.effects.Load(); got != before {
+			if got := e.effects(); got != before {
 				t.Errorf("a refused request committed %d effects", got-before)
 			}
 		})
@@ -582,11 +584,10 @@ func TestAcceptedSignatures(t *testing.T) {
 // then retires version 1 by rewriting the file and reloading it.
 func TestKeyRotation(t *testing.T) {
 	registry := func(v1Retired bool) registryFunc {
-		return func(id string, k testKeys, ops []string) []regClient {
-			return []regClient{{id: id, operations: ops, keys: []regKey{
-				{version: 1, key: k.client, retired: v1Retired},
-				{version: 2, key: k.alt},
-			}}}
+		return func(t testing.TB, id string, k testKeys, ops []string) []clients.Entry {
+			v1 := keyEntry(t, 1, k.client)
+			v1.Retired = v1Retired
+			return []clients.Entry{{ClientID: id, Operations: ops, Keys: []clients.KeyEntry{v1, keyEntry(t, 2, k.alt)}}}
 		}
 	}
 	e := newEnv(t, withClientsFile(), withRegistry(registry(false)))
@@ -619,16 +620,16 @@ func TestKeyRotation(t *testing.T) {
 		t.Run("no keyVersion, signed with version 1", func(t *testing.T) {
 			e := e.sub(t)
 			body, effect := op.prepare(t, e)
-			before := e.counting.effects.Load()
+			before := e.effects()
 			h := e.signedHeaders(v1AsLatest, op.path, body)
 			e.post(op.path, body, h).wantResult(t, http.StatusOK, models.ResultStatusFailure, codeInvalidSignature, secrets(t, e, op.path, h, body)...)
-			if effect() || e.counting.effects.Load() != before {
+			if effect() || e.effects() != before {
 				t.Error("a refused request took effect")
 			}
 		})
 	})
 
-	e.writeClients(registry(true)(e.clientID, e.keys, mustPartnerOps(t)))
+	e.writeClients(registry(true)(t, e.clientID, e.keys, testkit.PartnerOperations(t)))
 
 	t.Run("version 1 retired", func(t *testing.T) {
 		e := e.sub(t)
@@ -652,22 +653,13 @@ func TestKeyRotation(t *testing.T) {
 		}
 		accepted(t, e, v2)
 		body, effect := op.prepare(t, e)
-		before := e.counting.effects.Load()
+		before := e.effects()
 		h := e.signedHeaders(v1, op.path, body)
 		e.post(op.path, body, h).wantResult(t, http.StatusOK, models.ResultStatusFailure, codeInvalidSignature)
-		if effect() || e.counting.effects.Load() != before {
+		if effect() || e.effects() != before {
 			t.Error("a refused request took effect")
 		}
 	})
-}
-
-func mustPartnerOps(t *testing.T) []string {
-	t.Helper()
-	ops, err := partnerOperations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ops
 }
 
 func TestTimeWindowIsConfigurable(t *testing.T) {
@@ -749,31 +741,31 @@ func TestResponsesAreSigned(t *testing.T) {
 	e0 := newEnv(t)
 	t.Run("S", func(t *testing.T) {
 		e := e0.sub(t)
-		r := e.complete(uid("req"), e.newOrder(models.OrderStatusReady))
+		r := e.call(opCompletion, completion(uid("req"), e.newOrder(models.OrderStatusReady)))
 		r.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 		responseSignature(t, e, http.MethodPost, pathCompletion, e.clientID, r, 1)
 	})
 	t.Run("S inquire", func(t *testing.T) {
 		e := e0.sub(t)
-		r := e.inquire(e.newOrder(models.OrderStatusReady))
+		r := e.call(opInquire, inquiry(e.newOrder(models.OrderStatusReady)))
 		r.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 		responseSignature(t, e, http.MethodPost, pathInquire, e.clientID, r, 1)
 	})
 	t.Run("F ORDER_NOT_EXIST", func(t *testing.T) {
 		e := e0.sub(t)
-		r := e.inquire("n0-such-0rder-" + uid("order"))
+		r := e.call(opInquire, inquiry("n0-such-0rder-"+uid("order")))
 		r.wantResult(t, http.StatusOK, models.ResultStatusFailure, "ORDER_NOT_EXIST")
 		responseSignature(t, e, http.MethodPost, pathInquire, e.clientID, r, 1)
 	})
 	t.Run("F PARAM_ILLEGAL", func(t *testing.T) {
 		e := e0.sub(t)
-		r := e.auditRaw("application/json", `{}`)
+		r := e.call(opAudit, rawBody{"application/json", `{}`})
 		r.wantResult(t, http.StatusOK, models.ResultStatusFailure, "PARAM_ILLEGAL")
 		responseSignature(t, e, http.MethodPost, pathAudit, e.clientID, r, 1)
 	})
 	t.Run("F INVALID_SIGNATURE", func(t *testing.T) {
 		e := e0.sub(t)
-		r := e.complete(uid("req"), uid("order"), func(_ context.Context, req *http.Request) error {
+		r := e.call(opCompletion, completion(uid("req"), uid("order")), func(_ context.Context, req *http.Request) error {
 			req.Header.Set("Signature", "garbage")
 			return nil
 		})
@@ -782,7 +774,7 @@ func TestResponsesAreSigned(t *testing.T) {
 	})
 	t.Run("F ACCESS_DENIED without Client-Id", func(t *testing.T) {
 		e := e0.sub(t)
-		r := e.complete(uid("req"), uid("order"), withoutHeader("Client-Id"))
+		r := e.call(opCompletion, completion(uid("req"), uid("order")), withoutHeader("Client-Id"))
 		r.wantResult(t, http.StatusOK, models.ResultStatusFailure, codeAccessDenied)
 		if got := r.header.Values("Client-Id"); len(got) != 0 {
 			t.Errorf("Client-Id %q on the answer to a request without one", got)
@@ -818,10 +810,10 @@ func TestResponsesAreSigned(t *testing.T) {
 			path string
 			send func() reply
 		}{
-			{pathCompletion, func() reply { return e.complete(uid("req"), id) }},
-			{pathInquire, func() reply { return e.inquire(id) }},
+			{pathCompletion, func() reply { return e.call(opCompletion, completion(uid("req"), id)) }},
+			{pathInquire, func() reply { return e.call(opInquire, inquiry(id)) }},
 			{pathAudit, func() reply {
-				return e.audit(models.NotifyDeliveryAuditResultRequest{RequestID: uid("req"), TradeID: uid("trade"), DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusAccept})
+				return e.call(opAudit, models.NotifyDeliveryAuditResultRequest{RequestID: uid("req"), TradeID: uid("trade"), DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusAccept})
 			}},
 		} {
 			r := tc.send()
@@ -833,7 +825,7 @@ func TestResponsesAreSigned(t *testing.T) {
 
 func TestResponseKeyVersionIsConfigurable(t *testing.T) {
 	e := newEnv(t, withSigningKeyVersion(3))
-	r := e.complete(uid("req"), e.newOrder(models.OrderStatusReady))
+	r := e.call(opCompletion, completion(uid("req"), e.newOrder(models.OrderStatusReady)))
 	r.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 	responseSignature(t, e, http.MethodPost, pathCompletion, e.clientID, r, 3)
 	r = e.raw(http.MethodPost, "/v2/pos/nope", "application/json", []byte(`{}`))
@@ -888,22 +880,16 @@ func TestReplayCarriesTheFirstSignature(t *testing.T) {
 	t.Run("notifyOrderCompletion S", func(t *testing.T) {
 		e := e0.sub(t)
 		id, rid := e.newOrder(models.OrderStatusPreparing), uid("req")
-		check(t, e, pathCompletion, func(ed ...client.RequestEditorFn) reply { return e.complete(rid, id, ed...) }, models.ResultStatusSuccess, "SUCCESS")
+		check(t, e, pathCompletion, func(ed ...client.RequestEditorFn) reply { return e.call(opCompletion, completion(rid, id), ed...) }, models.ResultStatusSuccess, "SUCCESS")
 	})
 	t.Run("notifyOrderCompletion F", func(t *testing.T) {
 		e := e0.sub(t)
 		id, rid := uid("order"), uid("req")
-		check(t, e, pathCompletion, func(ed ...client.RequestEditorFn) reply { return e.complete(rid, id, ed...) }, models.ResultStatusFailure, "ORDER_NOT_EXIST")
+		check(t, e, pathCompletion, func(ed ...client.RequestEditorFn) reply { return e.call(opCompletion, completion(rid, id), ed...) }, models.ResultStatusFailure, "ORDER_NOT_EXIST")
 	})
 	t.Run("notifyDeliveryAuditResult S", func(t *testing.T) {
 		e := e0.sub(t)
 		b := models.NotifyDeliveryAuditResultRequest{RequestID: uid("req"), TradeID: uid("trade"), DeliveryBatchID: "B-1", DeliveryAuditStatus: models.DeliveryAuditStatusReject}
-		check(t, e, pathAudit, func(ed ...client.RequestEditorFn) reply {
-			res, err := e.c.NotifyDeliveryAuditResultWithResponse(e.ctx(), e.auditParams(), b, ed...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
-		}, models.ResultStatusSuccess, "SUCCESS")
+		check(t, e, pathAudit, func(ed ...client.RequestEditorFn) reply { return e.call(opAudit, b, ed...) }, models.ResultStatusSuccess, "SUCCESS")
 	})
 }

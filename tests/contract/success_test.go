@@ -16,7 +16,7 @@ func TestNotifyOrderCompletionSuccess(t *testing.T) {
 	e := newEnv(t)
 	id := e.newOrder(models.OrderStatusPreparing)
 
-	r := e.complete(uid("req"), id)
+	r := e.call(opCompletion, completion(uid("req"), id))
 	r.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 	if got := r.header.Get("Client-Id"); got != e.clientID {
 		t.Errorf("Client-Id %q, want the request's %q", got, e.clientID)
@@ -43,7 +43,7 @@ func TestInquireOrderDetailSuccess(t *testing.T) {
 		t.Fatalf("putOrder: HTTP %d %s", res.StatusCode(), res.Body)
 	}
 
-	r := e.inquire(id)
+	r := e.call(opInquire, inquiry(id))
 	r.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 	var got struct {
 		PosOrderID  string          `json:"posOrderId"`
@@ -86,7 +86,7 @@ func TestNotifyDeliveryAuditResultSuccess(t *testing.T) {
 
 	send := func(requestID, batch string, status models.DeliveryAuditStatus) {
 		t.Helper()
-		r := e.audit(models.NotifyDeliveryAuditResultRequest{RequestID: requestID, TradeID: trade, DeliveryBatchID: batch, DeliveryAuditStatus: status})
+		r := e.call(opAudit, models.NotifyDeliveryAuditResultRequest{RequestID: requestID, TradeID: trade, DeliveryBatchID: batch, DeliveryAuditStatus: status})
 		r.wantResult(t, http.StatusOK, models.ResultStatusSuccess, "SUCCESS")
 	}
 	if got := e.audits(trade); len(got) != 0 {

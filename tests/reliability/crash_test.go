@@ -168,157 +168,208 @@ func (r *rig) crashNotes(ctx context.Context, prefix string, cycle, n int) []*no
 // every notification of the run so far (all).
 func (r *rig) crashCycle(t *testing.T, sc scale, v victim, notes, all []*note, st store.Store) crashTally {
 	t.Helper()
-	ctx := t.Context()
-	tally := crashTally{cycles: 1, notifications: len(notes)}
-
-	// 1. The stream, through the kill switch.
-	ks := newKillSwitch(t, r.hub.url, int64(sc.crashKillAt), v.arm(r))
-	outs := make([]outcome, len(notes))
-	first := make([]answer, len(notes)) // the first final answer of each
-	queue := make(chan int, len(notes))
-	for i := range notes {
-		queue <- i
-	}
-	close(queue)
-	var sends atomic.Int64
-	var wg sync.WaitGroup
-	for range sc.crashSenders {
-		wg.Go(func() {
-			for i := range queue {
-				if ks.killed.Load() {
-					continue // unsent: it goes out after the recovery
-				}
-				sends.Add(1)
-				a, err := r.partner.send(ctx, ks.url, notes[i])
-				switch {
-				case err != nil:
-					outs[i] = inDoubt
-				case a.is(models.ResultStatusSuccess):
-					outs[i], first[i] = acked, a
-				case a.unknown():
-					outs[i] = inDoubt
-				default:
-					outs[i] = unexpected
-					t.Errorf("%v before the kill: %v", notes[i], a)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	tally.sends = int(sends.Load())
-	if !ks.killed.Load() {
-		t.Fatalf("only %d S answers passed, the kill waits for %d", ks.acks.Load(), sc.crashKillAt)
-	}
-	var pending []int // every notification without an acknowledgement
-	for i, o := range outs {
-		switch o {
-		case acked:
-			tally.acked++
-		case inDoubt:
-			tally.inDoubt++
-			pending = append(pending, i)
-		case unsent:
-			tally.unsent++
-			pending = append(pending, i)
-		}
-	}
-
-	// 2. Back up; what survived the kill, before anything is replayed.
+	c := &cycleRun{t: t, r: r, sc: sc, notes: notes, outs: make([]outcome, len(notes)), first: make([]answer, len(notes))}
+	c.tally = crashTally{cycles: 1, notifications: len(notes)}
+	c.streamUntilKilled(v)
+	pending := c.unacknowledged()
 	v.revive(t, r)
-	hubURL := r.hub.url
-	before, err := r.partner.stateOf(ctx, hubURL, notes)
-	if err != nil {
-		t.Fatalf("reading the state after the recovery: %v", err)
-	}
-	for i, n := range notes {
-		_, applied := before.applied[n.requestID]
-		switch {
-		case outs[i] == acked && !applied:
-			tally.lost++
-			t.Errorf("lost: %v was answered S before the kill, and its effect is gone", n)
-		case outs[i] == inDoubt && applied:
-			tally.appliedUnanswered++
-		}
-	}
-	// At least the answer the kill switch dropped: the case the test is for.
-	if tally.appliedUnanswered == 0 {
-		t.Errorf("no notification was applied without its answer reaching the sender; the kill switch dropped one")
-	}
-
-	// 3. Replay every notification not acknowledged, as it was signed,
-	// until it gets a final answer; a request cut off by the kill keeps its
-	// requestId until its lease ends, answered U meanwhile.
-	tally.replayed = len(pending)
-	var replaySends atomic.Int64
-	jobs := make(chan int, len(pending))
-	for _, i := range pending {
-		jobs <- i
-	}
-	close(jobs)
-	for range sc.crashSenders {
-		wg.Go(func() {
-			for i := range jobs {
-				a, n, err := r.partner.untilFinal(ctx, hubURL, notes[i], r.cfg.lease+15*time.Second, 50*time.Millisecond)
-				replaySends.Add(int64(n))
-				if err != nil {
-					t.Errorf("replay: %v", err)
-					continue
-				}
-				if !a.is(models.ResultStatusSuccess) {
-					t.Errorf("replay of %v: %v, want S", notes[i], a)
-				}
-				first[i] = a
-			}
-		})
-	}
-	wg.Wait()
-	tally.replaySends = int(replaySends.Load())
+	c.acknowledgedSurvived()
+	c.replayUntilFinal(pending)
 	if t.Failed() {
-		return tally
+		return c.tally
 	}
-	replayed, err := r.partner.stateOf(ctx, hubURL, notes)
+	replayed, err := r.partner.stateOf(t.Context(), r.hub.url, notes)
 	if err != nil {
 		t.Fatalf("reading the state after the replay: %v", err)
 	}
+	c.resendsReplayFirstAnswers()
+	c.appliedExactlyOnce(all, replayed, st)
+	return c.tally
+}
 
-	// 4. Every notification once more: each must get its first final
-	// answer back byte for byte, the stored one, not run again.
-	for i, n := range notes {
-		a, err := r.partner.send(ctx, hubURL, n)
-		tally.resends++
+// cycleRun is one crash cycle under way: its notifications, what the
+// stream saw of each, and the first final answer of each.
+type cycleRun struct {
+	t      *testing.T
+	r      *rig
+	sc     scale
+	notes  []*note
+	outs   []outcome
+	first  []answer
+	before state // what survived the kill, before any replay
+	tally  crashTally
+}
+
+// inParallel calls f with each of items from sc.crashSenders goroutines.
+func (c *cycleRun) inParallel(items []int, f func(i int)) {
+	queue := make(chan int, len(items))
+	for _, i := range items {
+		queue <- i
+	}
+	close(queue)
+	var wg sync.WaitGroup
+	for range c.sc.crashSenders {
+		wg.Go(func() {
+			for i := range queue {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// streamUntilKilled streams the notes through the kill switch, which kills
+// the victim on the crashKillAt-th S answer and drops that answer; the
+// notes not sent by then go out after the recovery.
+func (c *cycleRun) streamUntilKilled(v victim) {
+	t := c.t
+	ks := newKillSwitch(t, c.r.hub.url, int64(c.sc.crashKillAt), v.arm(c.r))
+	var sends atomic.Int64
+	c.inParallel(indices(len(c.notes)), func(i int) {
+		if ks.killed.Load() {
+			return // unsent
+		}
+		sends.Add(1)
+		a, err := c.r.partner.send(t.Context(), ks.url, c.notes[i])
+		switch {
+		case err != nil:
+			c.outs[i] = inDoubt
+		case a.is(models.ResultStatusSuccess):
+			c.outs[i], c.first[i] = acked, a
+		case a.unknown():
+			c.outs[i] = inDoubt
+		default:
+			c.outs[i] = unexpected
+			t.Errorf("%v before the kill: %v", c.notes[i], a)
+		}
+	})
+	c.tally.sends = int(sends.Load())
+	if !ks.killed.Load() {
+		t.Fatalf("only %d S answers passed, the kill waits for %d", ks.acks.Load(), c.sc.crashKillAt)
+	}
+}
+
+// indices are 0 … n-1.
+func indices(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// unacknowledged counts the outcomes and returns every notification
+// without an acknowledgement.
+func (c *cycleRun) unacknowledged() (pending []int) {
+	for i, o := range c.outs {
+		switch o {
+		case acked:
+			c.tally.acked++
+		case inDoubt:
+			c.tally.inDoubt++
+			pending = append(pending, i)
+		case unsent:
+			c.tally.unsent++
+			pending = append(pending, i)
+		}
+	}
+	return pending
+}
+
+// acknowledgedSurvived reads what survived the kill, before anything is
+// replayed: every acknowledged effect, and at least the one whose answer
+// the kill switch dropped.
+func (c *cycleRun) acknowledgedSurvived() {
+	t := c.t
+	var err error
+	c.before, err = c.r.partner.stateOf(t.Context(), c.r.hub.url, c.notes)
+	if err != nil {
+		t.Fatalf("reading the state after the recovery: %v", err)
+	}
+	for i, n := range c.notes {
+		_, applied := c.before.applied[n.requestID]
+		switch {
+		case c.outs[i] == acked && !applied:
+			c.tally.lost++
+			t.Errorf("lost: %v was answered S before the kill, and its effect is gone", n)
+		case c.outs[i] == inDoubt && applied:
+			c.tally.appliedUnanswered++
+		}
+	}
+	// At least the answer the kill switch dropped: the case the test is for.
+	if c.tally.appliedUnanswered == 0 {
+		t.Errorf("no notification was applied without its answer reaching the sender; the kill switch dropped one")
+	}
+}
+
+// replayUntilFinal replays every notification not acknowledged, as it was
+// signed, until it gets a final answer, S; a request cut off by the kill
+// keeps its requestId until its lease ends, answered U meanwhile.
+func (c *cycleRun) replayUntilFinal(pending []int) {
+	t, r := c.t, c.r
+	c.tally.replayed = len(pending)
+	var replaySends atomic.Int64
+	c.inParallel(pending, func(i int) {
+		a, n, err := r.partner.untilFinal(t.Context(), r.hub.url, c.notes[i], r.cfg.lease+15*time.Second, 50*time.Millisecond)
+		replaySends.Add(int64(n))
+		if err != nil {
+			t.Errorf("replay: %v", err)
+			return
+		}
+		if !a.is(models.ResultStatusSuccess) {
+			t.Errorf("replay of %v: %v, want S", c.notes[i], a)
+		}
+		c.first[i] = a
+	})
+	c.tally.replaySends = int(replaySends.Load())
+}
+
+// resendsReplayFirstAnswers sends every notification once more: each must
+// get its first final answer back byte for byte, the stored one, not run
+// again.
+func (c *cycleRun) resendsReplayFirstAnswers() {
+	t := c.t
+	for i, n := range c.notes {
+		a, err := c.r.partner.send(t.Context(), c.r.hub.url, n)
+		c.tally.resends++
 		if err != nil {
 			t.Errorf("resending %v: %v", n, err)
 			continue
 		}
-		if d := sameBytes(first[i], a); d != "" {
-			tally.resendMismatches++
-			t.Errorf("resending %v (%v before the kill) did not replay its first answer: %s", n, outs[i], d)
+		if d := sameBytes(c.first[i], a); d != "" {
+			c.tally.resendMismatches++
+			t.Errorf("resending %v (%v before the kill) did not replay its first answer: %s", n, c.outs[i], d)
 		}
 	}
+}
 
-	// 5. Exactly once: every effect there, none written twice.
-	final, err := r.partner.stateOf(ctx, hubURL, all)
+// appliedExactlyOnce: every effect of the cycle is there, written by one
+// execution (the one before the kill, or else the replay), every effect of
+// the earlier cycles too, and no order was written twice.
+func (c *cycleRun) appliedExactlyOnce(all []*note, replayed state, st store.Store) {
+	t := c.t
+	final, err := c.r.partner.stateOf(t.Context(), c.r.hub.url, all)
 	if err != nil {
 		t.Fatalf("reading the final state: %v", err)
 	}
-	tally.strays = len(final.strays)
+	c.tally.strays = len(final.strays)
 	for _, s := range final.strays {
 		t.Errorf("duplicate: %s", s)
 	}
-	for _, n := range notes {
+	for _, n := range c.notes {
 		at, ok := final.applied[n.requestID]
 		if !ok {
 			t.Errorf("%v has no effect after its replay", n)
 			continue
 		}
-		tally.effects++
+		c.tally.effects++
 		// The effect's timestamp is written by the execution that applied
 		// it: any later execution would have changed it.
-		if was, ok := before.applied[n.requestID]; ok && !was.Equal(at) {
-			tally.dups++
+		if was, ok := c.before.applied[n.requestID]; ok && !was.Equal(at) {
+			c.tally.dups++
 			t.Errorf("duplicate: %v was applied before the kill at %s and again at %s", n, was, at)
 		} else if was := replayed.applied[n.requestID]; !was.Equal(at) {
-			tally.dups++
+			c.tally.dups++
 			t.Errorf("duplicate: %v was applied at %s and again, after its replay, at %s", n, was, at)
 		}
 	}
@@ -327,18 +378,8 @@ func (r *rig) crashCycle(t *testing.T, sc scale, v victim, notes, all []*note, s
 			t.Errorf("%v of an earlier cycle has lost its effect", n)
 		}
 	}
-	writes, err := completionWrites(ctx, st, all)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for id, w := range writes {
-		if w != 1 {
-			tally.orderRewrites++
-			t.Errorf("order %s was written %d times by its completion, want once", id, w)
-		}
-	}
-	tally.dups += tally.strays + tally.orderRewrites
-	return tally
+	c.tally.orderRewrites = checkWrittenOnce(t, st, all, "")
+	c.tally.dups += c.tally.strays + c.tally.orderRewrites
 }
 
 // killSwitch is a reverse proxy in front of orderhub during the stream. It
@@ -409,11 +450,7 @@ func (ks *killSwitch) inspect(res *http.Response) error {
 // left then (an effect without its record would be run again by the
 // replay); its replay, once the claim's lease is over, applies it once.
 func TestCrashMidCommit(t *testing.T) {
-	for _, v := range []struct {
-		name   string
-		kill   func(r *rig)
-		revive func(t *testing.T, r *rig)
-	}{
+	for _, v := range []midCommitVictim{
 		{"orderhub", func(r *rig) { r.hub.kill() }, func(t *testing.T, r *rig) { r.startHub() }},
 		{"redis-server", func(r *rig) { r.redis.Stop() }, func(t *testing.T, r *rig) {
 			r.redis.Restart()
@@ -425,89 +462,121 @@ func TestCrashMidCommit(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			r := newRig(t, rigConfig{redisArgs: durableRedis, requestTimeout: time.Second, lease: 2 * time.Second, viaGate: true})
-			ctx := t.Context()
-			order := "midcommit-order"
-			if err := r.partner.putOrder(ctx, r.hub.url, order, models.OrderStatusReady); err != nil {
-				t.Fatal(err)
-			}
-			notes := []*note{
-				r.partner.completion("midcommit-completion", order),
-				r.partner.audit("midcommit-audit", "midcommit-trade", "b1"),
-			}
 			st := store.NewRedis(r.redis.Client(t))
-			if err := markCreated(ctx, st, notes); err != nil {
-				t.Fatal(err)
-			}
-			// Redis caches the scripts before the gate is armed.
-			if a, err := r.partner.send(ctx, r.hub.url, r.partner.audit("midcommit-warmup", "midcommit-warmup", "b")); err != nil || !a.is(models.ResultStatusSuccess) {
-				t.Fatalf("before the kill: %v %v", a, err)
-			}
+			notes := midCommitNotes(t, r, st)
 			for _, n := range notes {
-				tripped := r.gate.commitTrigger(r.partner.clientID, n)
-				type result struct {
-					a   answer
-					err error
-				}
-				sent := make(chan result, 1)
-				go func() {
-					a, err := r.partner.send(ctx, r.hub.url, n)
-					sent <- result{a, err}
-				}()
-				select {
-				case <-tripped:
-				case res := <-sent:
-					t.Fatalf("%v answered %v %v; the gate never saw its commit: has the store's key layout changed?", n, res.a, res.err)
-				}
-				v.kill(r)
-				r.gate.cut()
-				if res := <-sent; res.err == nil && res.a.is(models.ResultStatusSuccess) {
-					t.Fatalf("%v answered S though its commit never reached Redis: %v", n, res.a)
-				}
-				v.revive(t, r)
-
-				before, err := r.partner.stateOf(ctx, r.hub.url, []*note{n})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if at, ok := before.applied[n.requestID]; ok {
-					t.Errorf("%v: its effect (at %s) is there though its commit never ran: effect and record were not written together", n, at)
-				}
-				first, sends, err := r.partner.untilFinal(ctx, r.hub.url, n, r.cfg.lease+15*time.Second, 50*time.Millisecond)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !first.is(models.ResultStatusSuccess) {
-					t.Errorf("%v replayed: %v, want S", n, first)
-				}
-				again, err := r.partner.send(ctx, r.hub.url, n)
-				if err != nil || sameBytes(first, again) != "" {
-					t.Errorf("resending %v: %v %v, want its answer replayed: %s", n, again, err, sameBytes(first, again))
-				}
-				after, err := r.partner.stateOf(ctx, r.hub.url, []*note{n})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, s := range after.strays {
-					t.Errorf("duplicate: %s", s)
-				}
-				at, ok := after.applied[n.requestID]
-				switch was, applied := before.applied[n.requestID]; {
-				case !ok:
-					t.Errorf("%v has no effect after its replay", n)
-				case applied && !was.Equal(at):
-					t.Errorf("duplicate: %v was applied at %s before the replay and again at %s", n, was, at)
-				}
+				killedMidCommit(t, r, v, n)
+				before := nothingLeftOf(t, r, n)
+				sends := replayedOnce(t, r, n, before)
 				t.Logf("crash[%s mid-commit] %v: commit held, victim killed, commit dropped; final answer after %d sends", v.name, n, sends)
 			}
-			writes, err := completionWrites(ctx, st, notes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for id, w := range writes {
-				if w != 1 {
-					t.Errorf("order %s written %d times by its completion, want once", id, w)
-				}
-			}
+			checkWrittenOnce(t, st, notes, "")
 		})
 	}
+}
+
+// midCommitVictim is what TestCrashMidCommit kills, and how it comes back.
+type midCommitVictim struct {
+	name   string
+	kill   func(r *rig)
+	revive func(t *testing.T, r *rig)
+}
+
+// midCommitNotes signs a completion of a new order and an audit, and sends
+// a warm-up notification so that Redis caches the scripts before the gate
+// is armed.
+func midCommitNotes(t *testing.T, r *rig, st store.Store) []*note {
+	t.Helper()
+	ctx := t.Context()
+	order := "midcommit-order"
+	if err := r.partner.putOrder(ctx, r.hub.url, order, models.OrderStatusReady); err != nil {
+		t.Fatal(err)
+	}
+	notes := []*note{
+		r.partner.completion("midcommit-completion", order),
+		r.partner.audit("midcommit-audit", "midcommit-trade", "b1"),
+	}
+	if err := markCreated(ctx, st, notes); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := r.partner.send(ctx, r.hub.url, r.partner.audit("midcommit-warmup", "midcommit-warmup", "b")); err != nil || !a.is(models.ResultStatusSuccess) {
+		t.Fatalf("before the kill: %v %v", a, err)
+	}
+	return notes
+}
+
+// killedMidCommit sends n, kills the victim while the gate holds n's
+// commit, drops the commit with the connections, and revives the victim.
+// n must not have been answered S.
+func killedMidCommit(t *testing.T, r *rig, v midCommitVictim, n *note) {
+	t.Helper()
+	tripped := r.gate.commitTrigger(r.partner.clientID, n)
+	type result struct {
+		a   answer
+		err error
+	}
+	sent := make(chan result, 1)
+	go func() {
+		a, err := r.partner.send(t.Context(), r.hub.url, n)
+		sent <- result{a, err}
+	}()
+	select {
+	case <-tripped:
+	case res := <-sent:
+		t.Fatalf("%v answered %v %v; the gate never saw its commit: has the store's key layout changed?", n, res.a, res.err)
+	}
+	v.kill(r)
+	r.gate.cut()
+	if res := <-sent; res.err == nil && res.a.is(models.ResultStatusSuccess) {
+		t.Fatalf("%v answered S though its commit never reached Redis: %v", n, res.a)
+	}
+	v.revive(t, r)
+}
+
+// nothingLeftOf: n's commit never ran, so its effect is not there either;
+// effect and record are written together. It returns the state read.
+func nothingLeftOf(t *testing.T, r *rig, n *note) state {
+	t.Helper()
+	before, err := r.partner.stateOf(t.Context(), r.hub.url, []*note{n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, ok := before.applied[n.requestID]; ok {
+		t.Errorf("%v: its effect (at %s) is there though its commit never ran: effect and record were not written together", n, at)
+	}
+	return before
+}
+
+// replayedOnce replays n, once the claim's lease is over, until it is
+// final: S, replayed byte for byte on a resend, applied once. It returns
+// the sends the final answer took.
+func replayedOnce(t *testing.T, r *rig, n *note, before state) (sends int) {
+	t.Helper()
+	ctx := t.Context()
+	first, sends, err := r.partner.untilFinal(ctx, r.hub.url, n, r.cfg.lease+15*time.Second, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.is(models.ResultStatusSuccess) {
+		t.Errorf("%v replayed: %v, want S", n, first)
+	}
+	again, err := r.partner.send(ctx, r.hub.url, n)
+	if err != nil || sameBytes(first, again) != "" {
+		t.Errorf("resending %v: %v %v, want its answer replayed: %s", n, again, err, sameBytes(first, again))
+	}
+	after, err := r.partner.stateOf(ctx, r.hub.url, []*note{n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range after.strays {
+		t.Errorf("duplicate: %s", s)
+	}
+	at, ok := after.applied[n.requestID]
+	switch was, applied := before.applied[n.requestID]; {
+	case !ok:
+		t.Errorf("%v has no effect after its replay", n)
+	case applied && !was.Equal(at):
+		t.Errorf("duplicate: %v was applied at %s before the replay and again at %s", n, was, at)
+	}
+	return sends
 }

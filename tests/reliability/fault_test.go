@@ -25,6 +25,15 @@ func (f faultTally) String() string {
 		f.afterRecovery, f.retriesAfterRecovery, f.longestRecovery.Round(time.Millisecond), f.effects, f.duringFault, f.dups)
 }
 
+// faultDeadline is orderhub's request deadline in TestRedisFaults, and
+// faultBound how soon every answer during a fault must come: the deadline
+// plus a generous margin for a loaded machine, yet below go-redis's own 3 s
+// read timeout, so that a Redis client ignoring the deadline fails it.
+const (
+	faultDeadline = time.Second
+	faultBound    = faultDeadline + 1900*time.Millisecond
+)
+
 // TestRedisFaults: "stop the test's redis-server mid-run → U answers within
 // the deadline; start it again → S answers, no restart of orderhub." Redis
 // fails in two ways: stopped (SIGKILL: connections refused) and hung
@@ -35,145 +44,186 @@ func (f faultTally) String() string {
 // exactly once, from the same orderhub process.
 func TestRedisFaults(t *testing.T) {
 	sc := scaleOf(t)
-	const requestTimeout = time.Second
-	// Every answer during a fault must come within this: the deadline plus
-	// a generous margin for a loaded machine, yet below go-redis's own 3 s
-	// read timeout, so that a Redis client ignoring the deadline fails it.
-	const bound = requestTimeout + 1900*time.Millisecond
 	start := time.Now()
-	r := newRig(t, rigConfig{redisArgs: durableRedis, requestTimeout: requestTimeout, lease: 3 * time.Second})
-	st := store.NewRedis(r.redis.Client(t))
-	ctx := t.Context()
-	hub := r.hub
-
-	faults := []struct {
-		name           string
-		inject, repair func()
-	}{
+	r := newRig(t, rigConfig{redisArgs: durableRedis, requestTimeout: faultDeadline, lease: 3 * time.Second})
+	fr := &faultRun{t: t, r: r, st: store.NewRedis(r.redis.Client(t)), hub: r.hub}
+	faults := []redisFault{
 		{"stopped", r.redis.Stop, r.redis.Restart},
 		{"hung", r.redis.Pause, r.redis.Resume},
 	}
-	var tally faultTally
 	for round := 1; round <= sc.faultRounds && !t.Failed(); round++ {
 		for _, f := range faults {
-			name := fmt.Sprintf("redis %s (round %d)", f.name, round)
-			notes := make([]*note, sc.faultRequests)
-			for i := range notes {
-				rid := fmt.Sprintf("%s-%d-r%d", f.name, round, i)
-				if i%2 == 0 {
-					order := fmt.Sprintf("%s-%d-order%d", f.name, round, i)
-					if err := r.partner.putOrder(ctx, r.hub.url, order, models.OrderStatusPreparing); err != nil {
-						t.Fatal(err)
-					}
-					notes[i] = r.partner.completion(rid, order)
-				} else {
-					notes[i] = r.partner.audit(rid, fmt.Sprintf("%s-%d-trade", f.name, round), fmt.Sprintf("b%d", i))
-				}
-			}
-			if err := markCreated(ctx, st, notes); err != nil {
-				t.Fatal(err)
-			}
-			if code, _, err := r.readyz(ctx); code != http.StatusOK {
-				t.Fatalf("%s: /readyz %d (%v) before the fault", name, code, err)
-			}
-			if code, err := r.healthz(ctx); code != http.StatusOK {
-				t.Errorf("%s: /healthz %d (%v) before the fault", name, code, err)
-			}
-
-			f.inject()
-			tally.faults++
-			sent := r.sendDuringFault(ctx, notes)
-			answers, errs := sent.answers, sent.errs
-			var slowest time.Duration
-			for i, a := range answers {
-				tally.duringFault++
-				switch {
-				case errs[i] != nil:
-					t.Errorf("%s: %v: %v", name, notes[i], errs[i])
-				case !a.unknown():
-					t.Errorf("%s: %v: %v, want HTTP 200 U/UNKNOWN_EXCEPTION", name, notes[i], a)
-				case a.header.Get("Signature") == "":
-					t.Errorf("%s: %v: unsigned answer %v", name, notes[i], a)
-				case a.took > bound:
-					t.Errorf("%s: %v: answered after %s, want at most %s (request deadline %s)", name, notes[i], a.took, bound, requestTimeout)
-				}
-				slowest = max(slowest, a.took)
-			}
-			tally.slowest = max(tally.slowest, slowest)
-			sent.checkProbes(t, name, bound)
-			tally.slowestReadyz = max(tally.slowestReadyz, sent.readyTook)
-
-			f.repair()
-			repaired := time.Now()
-			if err := r.waitReady(ctx, 15*time.Second); err != nil {
-				t.Fatalf("%s: /readyz after the repair: %v", name, err)
-			}
-			tally.longestRecovery = max(tally.longestRecovery, time.Since(repaired))
-			if r.hub != hub || !hub.alive() {
-				t.Fatalf("%s: orderhub did not survive the fault", name)
-			}
-			if code, err := r.healthz(ctx); code != http.StatusOK {
-				t.Errorf("%s: /healthz %d (%v) after the fault", name, code, err)
-			}
-
-			// The same requestIds again: S, exactly once. A request whose
-			// script Redis received while hung runs when it resumes and
-			// holds its requestId for a lease: U until then.
-			firsts := make([]answer, len(notes))
-			retries := 0
-			for i, n := range notes {
-				a, sends, err := r.partner.untilFinal(ctx, r.hub.url, n, r.cfg.lease+10*time.Second, 50*time.Millisecond)
-				tally.afterRecovery++
-				retries += sends - 1
-				if err != nil {
-					t.Errorf("%s: after the repair: %v", name, err)
-					continue
-				}
-				if !a.is(models.ResultStatusSuccess) {
-					t.Errorf("%s: %v after the repair: %v, want S", name, n, a)
-				}
-				firsts[i] = a
-			}
-			for i, n := range notes {
-				a, err := r.partner.send(ctx, r.hub.url, n)
-				if err != nil {
-					t.Errorf("%s: resending %v: %v", name, n, err)
-				} else if d := sameBytes(firsts[i], a); d != "" {
-					tally.dups++
-					t.Errorf("%s: resending %v did not replay its answer: %s", name, n, d)
-				}
-			}
-			s, err := r.partner.stateOf(ctx, r.hub.url, notes)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			tally.dups += len(s.strays)
-			for _, stray := range s.strays {
-				t.Errorf("%s: duplicate: %s", name, stray)
-			}
-			for _, n := range notes {
-				if _, ok := s.applied[n.requestID]; ok {
-					tally.effects++
-				} else {
-					t.Errorf("%s: %v has no effect", name, n)
-				}
-			}
-			writes, err := completionWrites(ctx, st, notes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for id, w := range writes {
-				if w != 1 {
-					tally.dups++
-					t.Errorf("%s: order %s written %d times by its completion, want once", name, id, w)
-				}
-			}
-			tally.retriesAfterRecovery += retries
-			t.Logf("%s: %d notifications during the fault (slowest answer %s, /readyz in %s); after the repair %d U retries before the final answers",
-				name, len(notes), slowest.Round(time.Millisecond), sent.readyTook.Round(time.Millisecond), retries)
+			fr.cycle(f, round, sc.faultRequests)
 		}
 	}
-	t.Logf("faults: %v runtime=%s", tally, time.Since(start).Round(time.Millisecond))
+	t.Logf("faults: %v runtime=%s", fr.tally, time.Since(start).Round(time.Millisecond))
+}
+
+// redisFault is a way for Redis to fail, and its repair.
+type redisFault struct {
+	name           string
+	inject, repair func()
+}
+
+// faultRun is TestRedisFaults under way: its rig, the orderhub process
+// that must survive every fault, and the figures so far.
+type faultRun struct {
+	t     *testing.T
+	r     *rig
+	st    store.Store
+	hub   *hub
+	tally faultTally
+}
+
+// cycle runs one fault from healthy to healthy again, each phase checking
+// what it is named for.
+func (fr *faultRun) cycle(f redisFault, round, requests int) {
+	name := fmt.Sprintf("redis %s (round %d)", f.name, round)
+	notes := fr.notesWhileHealthy(name, f.name, round, requests)
+	f.inject()
+	fr.tally.faults++
+	sent := fr.answeredUnknownDuringFault(name, notes)
+	f.repair()
+	fr.recoveredWithoutRestart(name)
+	firsts, retries := fr.finalAfterRecovery(name, notes)
+	fr.resendsReplayFirstAnswers(name, notes, firsts)
+	fr.appliedExactlyOnce(name, notes)
+	fr.tally.retriesAfterRecovery += retries
+	fr.t.Logf("%s: %d notifications during the fault (slowest answer %s, /readyz in %s); after the repair %d U retries before the final answers",
+		name, len(notes), sent.slowest.Round(time.Millisecond), sent.readyTook.Round(time.Millisecond), retries)
+}
+
+// notesWhileHealthy signs the cycle's notifications (half completions of
+// orders created now, half audits) and checks that orderhub is ready and
+// live before the fault.
+func (fr *faultRun) notesWhileHealthy(name, kind string, round, n int) []*note {
+	t, r, ctx := fr.t, fr.r, fr.t.Context()
+	notes := make([]*note, n)
+	for i := range notes {
+		rid := fmt.Sprintf("%s-%d-r%d", kind, round, i)
+		if i%2 == 0 {
+			order := fmt.Sprintf("%s-%d-order%d", kind, round, i)
+			if err := r.partner.putOrder(ctx, r.hub.url, order, models.OrderStatusPreparing); err != nil {
+				t.Fatal(err)
+			}
+			notes[i] = r.partner.completion(rid, order)
+		} else {
+			notes[i] = r.partner.audit(rid, fmt.Sprintf("%s-%d-trade", kind, round), fmt.Sprintf("b%d", i))
+		}
+	}
+	if err := markCreated(ctx, fr.st, notes); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, err := r.readyz(ctx); code != http.StatusOK {
+		t.Fatalf("%s: /readyz %d (%v) before the fault", name, code, err)
+	}
+	if code, err := r.healthz(ctx); code != http.StatusOK {
+		t.Errorf("%s: /healthz %d (%v) before the fault", name, code, err)
+	}
+	return notes
+}
+
+// answeredUnknownDuringFault sends notes during the fault: each is answered
+// U, HTTP 200, signed, within faultBound, and the probes say not ready but
+// live.
+func (fr *faultRun) answeredUnknownDuringFault(name string, notes []*note) faultRound {
+	t := fr.t
+	sent := fr.r.sendDuringFault(t.Context(), notes)
+	for i, a := range sent.answers {
+		fr.tally.duringFault++
+		switch err := sent.errs[i]; {
+		case err != nil:
+			t.Errorf("%s: %v: %v", name, notes[i], err)
+		case !a.unknown():
+			t.Errorf("%s: %v: %v, want HTTP 200 U/UNKNOWN_EXCEPTION", name, notes[i], a)
+		case a.header.Get("Signature") == "":
+			t.Errorf("%s: %v: unsigned answer %v", name, notes[i], a)
+		case a.took > faultBound:
+			t.Errorf("%s: %v: answered after %s, want at most %s (request deadline %s)", name, notes[i], a.took, faultBound, faultDeadline)
+		}
+		sent.slowest = max(sent.slowest, a.took)
+	}
+	fr.tally.slowest = max(fr.tally.slowest, sent.slowest)
+	sent.checkProbes(t, name, faultBound)
+	fr.tally.slowestReadyz = max(fr.tally.slowestReadyz, sent.readyTook)
+	return sent
+}
+
+// recoveredWithoutRestart: after the repair the same orderhub process gets
+// ready again by itself, and stays live.
+func (fr *faultRun) recoveredWithoutRestart(name string) {
+	t, r, ctx := fr.t, fr.r, fr.t.Context()
+	repaired := time.Now()
+	if err := r.waitReady(ctx, 15*time.Second); err != nil {
+		t.Fatalf("%s: /readyz after the repair: %v", name, err)
+	}
+	fr.tally.longestRecovery = max(fr.tally.longestRecovery, time.Since(repaired))
+	if r.hub != fr.hub || !fr.hub.alive() {
+		t.Fatalf("%s: orderhub did not survive the fault", name)
+	}
+	if code, err := r.healthz(ctx); code != http.StatusOK {
+		t.Errorf("%s: /healthz %d (%v) after the fault", name, code, err)
+	}
+}
+
+// finalAfterRecovery sends the same requestIds again until each is final:
+// S. A request whose script Redis received while hung runs when it resumes
+// and holds its requestId for a lease: U until then. It returns the final
+// answers and how many U retries they took.
+func (fr *faultRun) finalAfterRecovery(name string, notes []*note) (firsts []answer, retries int) {
+	t, r := fr.t, fr.r
+	firsts = make([]answer, len(notes))
+	for i, n := range notes {
+		a, sends, err := r.partner.untilFinal(t.Context(), r.hub.url, n, r.cfg.lease+10*time.Second, 50*time.Millisecond)
+		fr.tally.afterRecovery++
+		retries += sends - 1
+		if err != nil {
+			t.Errorf("%s: after the repair: %v", name, err)
+			continue
+		}
+		if !a.is(models.ResultStatusSuccess) {
+			t.Errorf("%s: %v after the repair: %v, want S", name, n, a)
+		}
+		firsts[i] = a
+	}
+	return firsts, retries
+}
+
+// resendsReplayFirstAnswers: each notification once more gets its final
+// answer back byte for byte.
+func (fr *faultRun) resendsReplayFirstAnswers(name string, notes []*note, firsts []answer) {
+	t, r := fr.t, fr.r
+	for i, n := range notes {
+		a, err := r.partner.send(t.Context(), r.hub.url, n)
+		if err != nil {
+			t.Errorf("%s: resending %v: %v", name, n, err)
+		} else if d := sameBytes(firsts[i], a); d != "" {
+			fr.tally.dups++
+			t.Errorf("%s: resending %v did not replay its answer: %s", name, n, d)
+		}
+	}
+}
+
+// appliedExactlyOnce: every notification shows its effect, no audit is
+// listed twice, and no order was written twice by its completion.
+func (fr *faultRun) appliedExactlyOnce(name string, notes []*note) {
+	t, r := fr.t, fr.r
+	s, err := r.partner.stateOf(t.Context(), r.hub.url, notes)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	fr.tally.dups += len(s.strays)
+	for _, stray := range s.strays {
+		t.Errorf("%s: duplicate: %s", name, stray)
+	}
+	for _, n := range notes {
+		if _, ok := s.applied[n.requestID]; ok {
+			fr.tally.effects++
+		} else {
+			t.Errorf("%s: %v has no effect", name, n)
+		}
+	}
+	fr.tally.dups += checkWrittenOnce(t, fr.st, notes, name)
 }
 
 // TestRedisHangsMidRequest: Redis hangs while a notification is half done,
@@ -279,6 +329,7 @@ func TestRedisHangsMidRequest(t *testing.T) {
 type faultRound struct {
 	answers               []answer
 	errs                  []error
+	slowest               time.Duration // of the answers
 	readyCode, healthCode int
 	readyTook             time.Duration
 	readyErr, healthErr   error

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,12 +12,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/tests/redistest"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 const adminToken = "reliability-admin-token"
@@ -29,41 +27,15 @@ const adminToken = "reliability-admin-token"
 // loss, and what lets data survive a SIGKILL of redis-server.
 var durableRedis = []string{"--appendonly", "yes", "--appendfsync", "always"}
 
-// testKeys are the RSA-2048 key pairs of the package, generated once per
-// test binary: generation is slow, under -race especially.
+// testKeys are the RSA key pairs of the package: testkit's fixed keys.
 type testKeys struct {
 	orderhub *rsa.PrivateKey // signs orderhub's responses
 	client   *rsa.PrivateKey // the partner's
 }
 
-var generatedKeys = sync.OnceValues(func() (testKeys, error) {
-	var k testKeys
-	var err1, err2 error
-	var wg sync.WaitGroup
-	wg.Go(func() { k.orderhub, err1 = rsa.GenerateKey(rand.Reader, 2048) })
-	wg.Go(func() { k.client, err2 = rsa.GenerateKey(rand.Reader, 2048) })
-	wg.Wait()
-	return k, errors.Join(err1, err2)
-})
-
 func keys(t testing.TB) testKeys {
 	t.Helper()
-	k, err := generatedKeys()
-	if err != nil {
-		t.Fatalf("generating RSA keys: %v", err)
-	}
-	return k
-}
-
-// clientsYAML is the registry file of impl/clients with one client, allowed
-// every partner operation, its public key as version 1.
-func clientsYAML(t testing.TB, clientID string, key *rsa.PublicKey) []byte {
-	t.Helper()
-	pub, err := signature.MarshalPublicKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Appendf(nil, "clients:\n  - clientId: %q\n    operations: [\"*\"]\n    keys:\n      - version: 1\n        publicKey: %s\n", clientID, pub)
+	return testKeys{orderhub: testkit.Key(t, 0), client: testkit.Key(t, 1)}
 }
 
 // rigConfig is what a rig's orderhub is configured with.
@@ -102,13 +74,11 @@ func newRig(t *testing.T, cfg rigConfig) *rig {
 	}
 	r.partner = newPartner(t, "reliability-client", k, checkEvery(true))
 
-	clientsFile := filepath.Join(r.dir, "clients.yaml")
+	// The partner, allowed every operation, its key as version 1.
+	clientsFile := testkit.ClientsFile(t, testkit.Entry(t, r.partner.clientID, &k.client.PublicKey))
 	keyFile := filepath.Join(r.dir, "orderhub-key.b64")
 	priv, err := signature.MarshalPrivateKey(k.orderhub)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(clientsFile, clientsYAML(t, r.partner.clientID, &k.client.PublicKey), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(keyFile, []byte(priv), 0o600); err != nil {

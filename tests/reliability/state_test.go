@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"testing"
 	"time"
 
 	"github.com/orderhub/orderhub/generated/models"
@@ -106,4 +107,25 @@ func completionWrites(ctx context.Context, st store.Store, notes []*note) (map[s
 		writes[n.orderID] = o.Version - n.created
 	}
 	return writes, nil
+}
+
+// checkWrittenOnce fails t for each completion of notes whose order was not
+// written exactly once since markCreated, and returns how many were not.
+// Errors begin with when, if it is not empty.
+func checkWrittenOnce(t *testing.T, st store.Store, notes []*note, when string) (rewrites int) {
+	t.Helper()
+	writes, err := completionWrites(t.Context(), st, notes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if when != "" {
+		when += ": "
+	}
+	for id, w := range writes {
+		if w != 1 {
+			rewrites++
+			t.Errorf("%sorder %s written %d times by its completion, want once", when, id, w)
+		}
+	}
+	return rewrites
 }
