@@ -3,7 +3,9 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"os"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -13,12 +15,16 @@ import (
 
 // captureBody reads the whole body once, up to limit bytes, and keeps the raw
 // bytes in the request's facts: the signature and the idempotency
-// fingerprint need them exactly as sent. A larger body is refused with 413.
+// fingerprint need them exactly as sent. A larger body is refused with 413,
+// one that does not arrive before the server's read deadline with 408.
 func captureBody(limit int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
 			raw, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return errBodyTooSlow // the server's read deadline: a slow sender
+			}
 			if err != nil {
 				return err
 			}

@@ -29,6 +29,7 @@ var (
 	errAccessDenied     = errors.New("access denied")
 	errInvalidSignature = errors.New("invalid signature")
 	errBodyTooLarge     = errors.New("request body too large")
+	errBodyTooSlow      = errors.New("request body did not arrive in time")
 )
 
 // paramError is a PARAM_ILLEGAL with a message naming the fields at fault,
@@ -67,6 +68,11 @@ func outcomeOf(err error) (o outcome, known bool) {
 	case errors.Is(err, errBodyTooLarge):
 		o := f("PARAM_ILLEGAL", "request body is too large", http.StatusRequestEntityTooLarge)
 		o.partnerHTTP = http.StatusRequestEntityTooLarge
+		return o, true
+	case errors.Is(err, errBodyTooSlow):
+		// The caller's fault, not the service's: not a U to retry as is.
+		o := f("PARAM_ILLEGAL", "the request body did not arrive in time", http.StatusRequestTimeout)
+		o.partnerHTTP = http.StatusRequestTimeout
 		return o, true
 	case errors.Is(err, errInvalidAPI):
 		return f("INVALID_API", "The called API is invalid or not active.", http.StatusNotFound), true

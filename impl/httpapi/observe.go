@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +35,8 @@ type facts struct {
 	path      string            // escaped, as received, for signing the answer
 	body      []byte            // the raw body, exactly as sent
 	clientID  string            // Client-Id when it can be a client's; verified before a partner handler runs
+	verified  bool              // the caller's signature verified: its answers are signed
+	stranger  bool              // refused unsigned as no registered client: logged by sample
 	partnerID string            // the body's requestId (idempotency key), if any
 	status    string            // result.resultStatus of the answer
 	code      string            // result.resultCode of the answer
@@ -129,11 +132,19 @@ func usableRequestID(id string) bool {
 // It runs the error handler itself, so the line (and the metrics outside
 // it) see the answer that was sent.
 func requestLog(log *slog.Logger) echo.MiddlewareFunc {
+	var strangers sampler
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogMethod: true, LogURIPath: true, LogStatus: true, LogLatency: true, LogError: true,
 		HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			f := factsOf(c)
+			skipped := 0
+			if f.stranger {
+				var ok bool
+				if ok, skipped = strangers.take(v.StartTime); !ok {
+					return nil
+				}
+			}
 			if f.status == "" && f.kind == openapi.Operator && v.Status < http.StatusMultipleChoices {
 				// The operator API's successes carry no result object.
 				f.status, f.code = "S", "SUCCESS"
@@ -155,10 +166,35 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 			if v.Error != nil {
 				attrs = append(attrs, slog.String("err", errorText(v.Error)))
 			}
+			if f.stranger {
+				attrs = append(attrs, slog.Int("strangersNotLogged", skipped))
+			}
 			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
 			return nil
 		},
 	})
+}
+
+// sampler lets one log line a second through, and counts the others: the
+// refusals to strangers are sampled, so that a flood does not flood the log
+// too (orderhub_unsigned_refusals_total counts every one).
+type sampler struct {
+	mu      sync.Mutex
+	next    time.Time
+	skipped int
+}
+
+// take reports whether a line at now is logged and, if so, how many were
+// left out since the last one.
+func (s *sampler) take(now time.Time) (ok bool, skipped int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Before(s.next) {
+		s.skipped++
+		return false, 0
+	}
+	skipped, s.skipped, s.next = s.skipped, 0, now.Add(time.Second)
+	return true, skipped
 }
 
 // metrics are orderhub's own Prometheus series; the HTTP series come from
@@ -168,6 +204,8 @@ type metrics struct {
 	idempotency       *prometheus.CounterVec
 	storeErrors       *prometheus.CounterVec
 	signatureFailures *prometheus.CounterVec
+	signatures        *prometheus.CounterVec
+	unsignedRefusals  *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -186,8 +224,22 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Help: "Partner requests refused by message security: unknown or disabled client, bad signature, Request-Time outside the window, or an operation the client may not call.",
 		}, []string{"operation", "reason"}),
 	}
+	m.signatures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orderhub_signatures_total",
+		Help: "Answers signed with orderhub's key, by how: signed (an RSA signature made) or reused (the signature of identical content in the same Response-Time second).",
+	}, []string{"how"})
+	m.unsignedRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orderhub_unsigned_refusals_total",
+		Help: "Refusals sent unsigned, by why: stranger (the Client-Id is no registered, enabled client) or budget (a registered Client-Id that did not prove itself, past its budget of signed refusals).",
+	}, []string{"why"})
+	for _, how := range []string{"signed", "reused"} {
+		m.signatures.WithLabelValues(how)
+	}
+	for _, why := range []string{"stranger", "budget"} {
+		m.unsignedRefusals.WithLabelValues(why)
+	}
 	for _, c := range []prometheus.Collector{
-		m.idempotency, m.storeErrors, m.signatureFailures,
+		m.idempotency, m.storeErrors, m.signatureFailures, m.signatures, m.unsignedRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		if err := reg.Register(c); err != nil {

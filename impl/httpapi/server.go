@@ -61,6 +61,11 @@ type Config struct {
 	// RateLimit limits the partner API calls of each Client-Id and of all
 	// together (nil: no limit).
 	RateLimit ratelimit.Limiter
+	// SignedRefusals bounds the RSA work a flood can buy with a registered
+	// Client-Id it cannot sign for: refusals to such calls are signed at
+	// most this many times a second per client, four times as many in all,
+	// and unsigned past that (0: DefaultSignedRefusals).
+	SignedRefusals int
 }
 
 // Defaults for the zero values of Config.
@@ -70,6 +75,7 @@ const (
 	DefaultLease             = 30 * time.Second
 	DefaultRequestTimeout    = 10 * time.Second
 	DefaultBodyLimit         = 64 << 10
+	DefaultSignedRefusals    = 5
 )
 
 // ConfigError is a configuration value the service cannot work with.
@@ -106,6 +112,9 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
+	if cfg.SignedRefusals <= 0 {
+		cfg.SignedRefusals = DefaultSignedRefusals
+	}
 	if cfg.Lease <= cfg.RequestTimeout {
 		return nil, &ConfigError{"Lease", fmt.Sprintf("%s must be longer than the request timeout (%s), or a slow request's requestId could be taken over while it runs", cfg.Lease, cfg.RequestTimeout)}
 	}
@@ -128,7 +137,13 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 		return nil, fmt.Errorf("httpapi: registering metrics: %w", err)
 	}
 	st = instrumented{Store: st, errors: m.storeErrors}
-	seal := sealer{signature.Sealer{Key: cfg.SigningKey, KeyVersion: cfg.SigningKeyVersion, Now: cfg.Now}}
+	seal := sealer{
+		Sealer:   signature.Sealer{Key: cfg.SigningKey, KeyVersion: cfg.SigningKeyVersion, Now: cfg.Now, Memo: &signature.Memo{}},
+		clients:  cfg.Clients,
+		refusals: newRefusalBudget(cfg.SignedRefusals, cfg.Now),
+		made:     m.signatures,
+		unsigned: m.unsignedRefusals,
+	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

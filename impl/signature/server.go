@@ -2,10 +2,12 @@ package signature
 
 import (
 	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -93,28 +95,98 @@ type Sealer struct {
 	KeyVersion int
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Memo, when set, reuses the signatures of this second (nil: none).
+	Memo *Memo
 }
+
+// Sealed says how Seal sealed an answer.
+type Sealed int
+
+// The ways an answer is sealed.
+const (
+	Signed   Sealed = iota + 1 // an RSA signature was made
+	Reused                     // the signature of identical content this second was reused
+	Withheld                   // allow refused the RSA work: the answer is unsigned
+)
 
 // Seal signs body as the answer to method and path (escaped, as received)
 // for clientID, then sets on h: Client-Id (deleted when clientID is empty),
 // Response-Time and Signature. clientID is echoed as given: the caller
-// decides what may be reflected. On failure h is left as it was.
-func (s Sealer) Seal(h http.Header, method, path, clientID string, body []byte) error {
+// decides what may be reflected. allow (nil: always) is asked before any
+// RSA work; when it refuses, h gets Client-Id and Response-Time but no
+// Signature. On error h is left as it was.
+func (s Sealer) Seal(h http.Header, method, path, clientID string, body []byte, allow func() bool) (Sealed, error) {
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now
 	}
 	ts := FormatTime(now())
-	sig, err := Sign(s.Key, Content(method, path, clientID, ts, body))
-	if err != nil {
-		return fmt.Errorf("signing the response: %w", err)
+	digest := sha256.Sum256(Content(method, path, clientID, ts, body))
+	sig, how := s.Memo.get(ts, digest), Reused
+	if sig == nil {
+		if allow != nil && !allow() {
+			setEcho(h, clientID, ts)
+			return Withheld, nil
+		}
+		var err error
+		if sig, err = signDigest(s.Key, digest); err != nil {
+			return 0, fmt.Errorf("signing the response: %w", err)
+		}
+		s.Memo.put(ts, digest, sig)
+		how = Signed
 	}
+	setEcho(h, clientID, ts)
+	h.Set("Signature", Header{Algorithm: Algorithm, KeyVersion: s.KeyVersion, Signature: sig}.String())
+	return how, nil
+}
+
+func setEcho(h http.Header, clientID, ts string) {
 	if clientID != "" {
 		h.Set("Client-Id", clientID)
 	} else {
 		h.Del("Client-Id")
 	}
 	h.Set("Response-Time", ts)
-	h.Set("Signature", Header{Algorithm: Algorithm, KeyVersion: s.KeyVersion, Signature: sig}.String())
-	return nil
+}
+
+// memoSize bounds a Memo: past it, a second's further signatures are made
+// but not kept.
+const memoSize = 4096
+
+// Memo remembers the signatures a Sealer made within the current
+// Response-Time second. PKCS#1 v1.5 is deterministic, so content signed again
+// in that second would get the very same bytes: the identical S envelopes of
+// one caller, or a flood of identical refusals, cost one signature a second.
+// One Memo serves one Sealer (one key). The zero value is ready; a nil *Memo
+// remembers nothing.
+type Memo struct {
+	mu     sync.Mutex
+	second string // the Response-Time the signatures are for
+	sigs   map[[sha256.Size]byte][]byte
+}
+
+func (m *Memo) get(ts string, digest [sha256.Size]byte) []byte {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.second != ts {
+		return nil
+	}
+	return m.sigs[digest]
+}
+
+func (m *Memo) put(ts string, digest [sha256.Size]byte, sig []byte) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.second != ts {
+		m.second, m.sigs = ts, make(map[[sha256.Size]byte][]byte)
+	}
+	if len(m.sigs) < memoSize {
+		m.sigs[digest] = sig
+	}
 }

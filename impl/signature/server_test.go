@@ -201,7 +201,7 @@ func TestSealAndVerifyResponse(t *testing.T) {
 			h.Set("Client-Id", "stale")
 			h.Set("Content-Type", "application/json")
 			s := Sealer{Key: key, KeyVersion: tc.version, Now: func() time.Time { return at }}
-			if err := s.Seal(h, req.Method, req.URL.EscapedPath(), tc.clientID, body); err != nil {
+			if _, err := s.Seal(h, req.Method, req.URL.EscapedPath(), tc.clientID, body, nil); err != nil {
 				t.Fatal(err)
 			}
 			if got := h.Get("Response-Time"); got != "2024-01-01T00:00:01+08:00" {
@@ -230,7 +230,7 @@ func TestSealAndVerifyResponse(t *testing.T) {
 	// The default clock is the real one.
 	h := http.Header{}
 	before := time.Now().Truncate(time.Second)
-	if err := (Sealer{Key: key, KeyVersion: 1}).Seal(h, http.MethodPost, "/x", "c", nil); err != nil {
+	if _, err := (Sealer{Key: key, KeyVersion: 1}).Seal(h, http.MethodPost, "/x", "c", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if ts, err := time.Parse(time.RFC3339, h.Get("Response-Time")); err != nil || ts.Before(before) || ts.After(time.Now()) {
@@ -240,11 +240,47 @@ func TestSealAndVerifyResponse(t *testing.T) {
 	// A key that cannot sign leaves the headers as they were.
 	h = http.Header{"Client-Id": {"stale"}}
 	bad := &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: big.NewInt(0), E: 65537}}
-	err := Sealer{Key: bad, KeyVersion: 1, Now: func() time.Time { return at }}.Seal(h, http.MethodPost, "/x", "c", body)
+	_, err := Sealer{Key: bad, KeyVersion: 1, Now: func() time.Time { return at }}.Seal(h, http.MethodPost, "/x", "c", body, nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "signing the response: ") {
 		t.Errorf("bad key: %v", err)
 	}
 	if len(h) != 1 || h.Get("Client-Id") != "stale" {
 		t.Errorf("headers after a failed Seal: %v", h)
+	}
+}
+
+// TestSealMemo: identical content within one Response-Time second is signed
+// once and the signature reused; a new second or other content signs anew;
+// allow is asked only before RSA work, and a refusal leaves no Signature.
+func TestSealMemo(t *testing.T) {
+	key := katKey(t)
+	at := time.Date(2024, 6, 1, 8, 15, 0, 0, time.UTC)
+	s := Sealer{Key: key, KeyVersion: 1, Now: func() time.Time { return at }, Memo: &Memo{}}
+	asked := 0
+	allow := func() bool { asked++; return asked == 1 }
+	seal := func(body string) (Sealed, http.Header) {
+		t.Helper()
+		h := http.Header{}
+		how, err := s.Seal(h, http.MethodPost, "/x", "c", []byte(body), allow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return how, h
+	}
+	how1, h1 := seal(`{"a":1}`)
+	how2, h2 := seal(`{"a":1}`)
+	if how1 != Signed || how2 != Reused || h1.Get("Signature") != h2.Get("Signature") {
+		t.Errorf("same content, same second: %v then %v, signatures equal %v", how1, how2, h1.Get("Signature") == h2.Get("Signature"))
+	}
+	if how, h := seal(`{"a":2}`); how != Withheld || h.Get("Signature") != "" || h.Get("Client-Id") != "c" || h.Get("Response-Time") == "" {
+		t.Errorf("other content, allow refusing: %v %v", how, h)
+	}
+	at = at.Add(time.Second)
+	asked = 0
+	if how, h := seal(`{"a":1}`); how != Signed || h.Get("Signature") == h1.Get("Signature") {
+		t.Errorf("the next second: %v, same signature %v", how, h.Get("Signature") == h1.Get("Signature"))
+	}
+	if asked != 1 {
+		t.Errorf("allow asked %d times in the new second, want once (reuse asks nothing)", asked)
 	}
 }

@@ -50,8 +50,12 @@ func Content(method, path, clientID, timestamp string, body []byte) []byte {
 
 // Sign returns the raw signature of content.
 func Sign(key *rsa.PrivateKey, content []byte) ([]byte, error) {
-	sum := sha256.Sum256(content)
-	return rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
+	return signDigest(key, sha256.Sum256(content))
+}
+
+// signDigest signs the SHA-256 digest of some content.
+func signDigest(key *rsa.PrivateKey, digest [sha256.Size]byte) ([]byte, error) {
+	return rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:])
 }
 
 // Verify checks a raw signature of content.

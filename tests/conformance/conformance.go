@@ -36,24 +36,35 @@ import (
 // contract and fails the test on a violation. Requests are not validated:
 // tests send invalid ones on purpose.
 type Transport struct {
-	t        testing.TB
-	base     http.RoundTripper
-	doc      *openapi3.T
-	router   routers.Router
-	envelope *openapi3.Schema
-	sigKey   *rsa.PublicKey  // nil: signatures are not checked
-	unsigned map[string]bool // paths of the "service" endpoints
+	t          testing.TB
+	base       http.RoundTripper
+	doc        *openapi3.T
+	router     routers.Router
+	envelope   *openapi3.Schema
+	sigKey     *rsa.PublicKey             // nil: signatures are not checked
+	registered func(clientID string) bool // the registered, enabled clients: answered signed
+	unsigned   map[string]bool            // paths of the "service" endpoints
 }
 
 // Option configures a Transport.
 type Option func(*Transport)
 
 // WithSignatureKey makes the Transport check, on every response to a path
-// outside /ops/ and the endpoints tagged "service", that the response is signed by orderhub with the private
-// half of key (see CheckSignature); a missing or invalid signature fails
-// the test.
-func WithSignatureKey(key *rsa.PublicKey) Option {
-	return func(tr *Transport) { tr.sigKey = key }
+// outside /ops/ and the endpoints tagged "service", the contract's rule of
+// which answers are signed: a request whose Client-Id registered reports as
+// a registered, enabled client gets an answer signed by orderhub with the
+// private half of key (see CheckSignature); any other gets an unsigned one
+// that does not echo its Client-Id (see CheckUnsigned). The service signs
+// refusals to a registered client that did not prove itself only within a
+// budget: a test that sends many of those sets the budget above what it
+// sends.
+func WithSignatureKey(key *rsa.PublicKey, registered func(clientID string) bool) Option {
+	return func(tr *Transport) { tr.sigKey, tr.registered = key, registered }
+}
+
+// Clients reports the ids given as the registered, enabled clients.
+func Clients(ids ...string) func(clientID string) bool {
+	return func(clientID string) bool { return slices.Contains(ids, clientID) }
 }
 
 // New loads the contract and wraps base (nil: http.DefaultTransport).
@@ -117,11 +128,28 @@ func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		tr.t.Errorf("conformance: %s %s → %d: %v\nbody: %s", req.Method, req.URL.Path, res.StatusCode, verr, body)
 	}
 	if tr.sigKey != nil && !strings.HasPrefix(req.URL.Path, "/ops/") && !tr.unsigned[req.URL.Path] {
-		if serr := CheckSignature(tr.sigKey, req, res.Header, body); serr != nil {
+		check := func() error { return CheckUnsigned(res.Header) }
+		if tr.registered(req.Header.Get("Client-Id")) {
+			check = func() error { return CheckSignature(tr.sigKey, req, res.Header, body) }
+		}
+		if serr := check(); serr != nil {
 			tr.t.Errorf("conformance: %s %s → %d: response signature: %v\nheaders: %v\nbody: %s", req.Method, req.URL.Path, res.StatusCode, serr, res.Header, body)
 		}
 	}
 	return res, nil
+}
+
+// CheckUnsigned checks a partner refusal to a caller that is no registered,
+// enabled client: no Signature (signing for strangers would hand them the
+// service's CPU) and no Client-Id echoed.
+func CheckUnsigned(header http.Header) error {
+	if v := header.Values("Signature"); len(v) > 0 {
+		return fmt.Errorf("signed (%q) for a caller that is no registered client", v)
+	}
+	if v := header.Values("Client-Id"); len(v) > 0 {
+		return fmt.Errorf("Client-Id %q echoed to a caller that is no registered client", v)
+	}
+	return nil
 }
 
 // echoedClientID is a request Client-Id the response must echo: 1 to 128

@@ -150,22 +150,26 @@ func TestTransportChecksSignatures(t *testing.T) {
 			return &http.Response{StatusCode: http.StatusOK, Header: h, Body: io.NopCloser(bytes.NewReader([]byte(envelope))), Request: req}, nil
 		})
 	}
+	registered := WithSignatureKey(&key.PublicKey, Clients("c-1"))
 	for _, tc := range []struct {
 		name      string
 		opts      []Option
 		sign      bool
 		path      string
+		clientID  string
 		wantError bool
 	}{
-		{name: "unsigned partner response, checked", opts: []Option{WithSignatureKey(&key.PublicKey)}, path: "/v2/pos/nope", wantError: true},
-		{name: "signed partner response, checked", opts: []Option{WithSignatureKey(&key.PublicKey)}, sign: true, path: "/v2/pos/nope"},
-		{name: "unsigned operator response, checked", opts: []Option{WithSignatureKey(&key.PublicKey)}, path: "/ops/nope"},
-		{name: "unsigned partner response, New(t, base)", path: "/v2/pos/nope"},
+		{name: "unsigned partner response to a client, checked", opts: []Option{registered}, path: "/v2/pos/nope", clientID: "c-1", wantError: true},
+		{name: "signed partner response to a client, checked", opts: []Option{registered}, sign: true, path: "/v2/pos/nope", clientID: "c-1"},
+		{name: "unsigned partner response to a stranger, checked", opts: []Option{registered}, path: "/v2/pos/nope", clientID: "stranger"},
+		{name: "signed partner response to a stranger, checked", opts: []Option{registered}, sign: true, path: "/v2/pos/nope", clientID: "stranger", wantError: true},
+		{name: "unsigned operator response, checked", opts: []Option{registered}, path: "/ops/nope", clientID: "c-1"},
+		{name: "unsigned partner response, New(t, base)", path: "/v2/pos/nope", clientID: "c-1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{TB: t}
 			c := &http.Client{Transport: New(rec, answer(tc.sign), tc.opts...)}
-			res, err := c.Do(request(t, http.MethodPost, tc.path, "c-1"))
+			res, err := c.Do(request(t, http.MethodPost, tc.path, tc.clientID))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,9 +1,12 @@
 package contract
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sort"
@@ -35,6 +38,9 @@ type exampleScenario struct {
 	// setup runs before the request, fault just before it.
 	setup func(t *testing.T, e *env, doc *openapi3.T)
 	fault func(e *env)
+	// slow sends the body's headers and first byte only, then waits for the
+	// service's read deadline.
+	slow bool
 	// The answer: HTTP status and the name of the response example under it.
 	status   int
 	response string
@@ -78,6 +84,7 @@ func partnerOps() map[string]partnerOp {
 				{name: "unknown order", request: "unknownOrder", status: 200, response: "orderNotExist"},
 				{name: "Redis down", request: "seed", setup: putExampleOrder, fault: stopRedis, status: 200, response: "unknownException"},
 				{name: "too large", body: oversized, status: 413, response: "tooLarge"},
+				{name: "too slow", request: "seed", slow: true, status: 408, response: "tooSlow"},
 			},
 		},
 		"inquireOrderDetail": {
@@ -88,6 +95,7 @@ func partnerOps() map[string]partnerOp {
 				{name: "unknown order", request: "unknownOrder", status: 200, response: "orderNotExist"},
 				{name: "Redis down", request: "inquire", setup: putExampleOrder, fault: stopRedis, status: 200, response: "unknownException"},
 				{name: "too large", body: oversized, status: 413, response: "tooLarge"},
+				{name: "too slow", request: "inquire", slow: true, status: 408, response: "tooSlow"},
 			},
 		},
 		"notifyDeliveryAuditResult": {
@@ -110,6 +118,7 @@ func partnerOps() map[string]partnerOp {
 				},
 				{name: "Redis down", request: "accept", fault: stopRedis, status: 200, response: "unknownException"},
 				{name: "too large", body: oversized, status: 413, response: "tooLarge"},
+				{name: "too slow", request: "accept", slow: true, status: 408, response: "tooSlow"},
 			},
 		},
 	}
@@ -206,7 +215,12 @@ func TestSpecExamplesRunAgainstTheService(t *testing.T) {
 				if sc.fault != nil {
 					sc.fault(e)
 				}
-				r := op.send(e, body)
+				var r reply
+				if sc.slow {
+					r = e.sendSlowly(t, op.path, body)
+				} else {
+					r = op.send(e, body)
+				}
 				if r.status != sc.status {
 					t.Errorf("HTTP %d, want %d", r.status, sc.status)
 				}
@@ -287,4 +301,29 @@ func TestSpecExamplesAreAllCovered(t *testing.T) {
 	if !slices.Equal(inSpec, inTable) {
 		t.Errorf("partner operations: contract %v, scenarios %v", inSpec, inTable)
 	}
+}
+
+// sendSlowly sends the headers of a POST to path and the first byte of
+// body, then nothing: the service's read deadline ends the wait, not the
+// test, and its answer comes back on the same connection.
+func (e *env) sendSlowly(t *testing.T, path string, body []byte) reply {
+	t.Helper()
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: orderhub\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body[:1]); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply{status: res.StatusCode, header: res.Header, body: b}
 }

@@ -45,6 +45,10 @@ const (
 	pathAudit      = "/v1/delivery/notifyDeliveryAuditResult"
 
 	msgUnknown = "An API calling is failed, which is caused by unknown reasons."
+
+	// requestTimeout bounds each request of the service under test, its
+	// body's arrival included.
+	requestTimeout = 2 * time.Second
 )
 
 // testKeys are the RSA key pairs of the suite: testkit's fixed keys.
@@ -183,14 +187,22 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		SigningKeyVersion: cfg.signingKeyVersion,
 		TimeWindow:        cfg.timeWindow,
 		AdminToken:        adminToken,
-		RequestTimeout:    2 * time.Second,
+		RequestTimeout:    requestTimeout,
 		Now:               cfg.now,
 		RateLimit:         cfg.limiter(rdb),
+		// Every answer's signature is checked, refusals to registered
+		// clients that did not prove themselves included: more of those
+		// than the default budget signs.
+		SignedRefusals: 1 << 20,
 	})
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}
-	e.srv = httptest.NewServer(h)
+	e.srv = httptest.NewUnstartedServer(h)
+	// As the service's own server: a body slower than a request's time is
+	// answered 408.
+	e.srv.Config.ReadTimeout = requestTimeout
+	e.srv.Start()
 	t.Cleanup(e.srv.Close)
 	e.bind(t)
 	return e
@@ -218,7 +230,11 @@ func (e *env) writeClients(entries []clients.Entry) {
 // reported to.
 func (e *env) bind(t *testing.T) {
 	t.Helper()
-	hc := &http.Client{Transport: conformance.New(t, nil, conformance.WithSignatureKey(e.pub)), Timeout: 10 * time.Second}
+	registered := func(id string) bool {
+		cl, ok := e.clients.Current().Lookup(id)
+		return ok && !cl.Disabled
+	}
+	hc := &http.Client{Transport: conformance.New(t, nil, conformance.WithSignatureKey(e.pub, registered)), Timeout: 10 * time.Second}
 	c, err := client.NewClientWithResponses(e.srv.URL, client.WithHTTPClient(hc), client.WithRequestEditorFn(e.signer.Edit))
 	if err != nil {
 		t.Fatalf("client: %v", err)

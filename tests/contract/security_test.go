@@ -772,15 +772,28 @@ func TestResponsesAreSigned(t *testing.T) {
 		r.wantResult(t, http.StatusOK, models.ResultStatusFailure, codeInvalidSignature)
 		responseSignature(t, e, http.MethodPost, pathCompletion, e.clientID, r, 1)
 	})
-	t.Run("F ACCESS_DENIED without Client-Id", func(t *testing.T) {
-		e := e0.sub(t)
-		r := e.call(opCompletion, completion(uid("req"), uid("order")), withoutHeader("Client-Id"))
-		r.wantResult(t, http.StatusOK, models.ResultStatusFailure, codeAccessDenied)
-		if got := r.header.Values("Client-Id"); len(got) != 0 {
-			t.Errorf("Client-Id %q on the answer to a request without one", got)
-		}
-		responseSignature(t, e, http.MethodPost, pathCompletion, "", r, 1)
-	})
+	// A caller that is no registered, enabled client is refused unsigned,
+	// and its Client-Id is not echoed: signing for strangers would hand
+	// them orderhub's CPU.
+	for name, edit := range map[string]func(context.Context, *http.Request) error{
+		"without Client-Id": withoutHeader("Client-Id"),
+		"from an unknown Client-Id": func(_ context.Context, req *http.Request) error {
+			req.Header.Set("Client-Id", "no-such-"+uid("client"))
+			return nil
+		},
+	} {
+		t.Run("F ACCESS_DENIED unsigned, "+name, func(t *testing.T) {
+			e := e0.sub(t)
+			r := e.call(opCompletion, completion(uid("req"), uid("order")), edit)
+			r.wantResult(t, http.StatusOK, models.ResultStatusFailure, codeAccessDenied)
+			if got := r.header.Values("Client-Id"); len(got) != 0 {
+				t.Errorf("Client-Id %q echoed to a stranger", got)
+			}
+			if got := r.header.Values("Signature"); len(got) != 0 {
+				t.Errorf("Signature %q on a refusal to a stranger", got)
+			}
+		})
+	}
 	t.Run("F INVALID_API", func(t *testing.T) {
 		e := e0.sub(t)
 		r := e.raw(http.MethodPost, "/v2/pos/nope", "application/json", []byte(`{}`))

@@ -58,7 +58,7 @@ func newPartner(t *testing.T, clientID string, k testKeys, every checkEvery) *pa
 		clientID:    clientID,
 		signer:      &signature.Signer{ClientID: clientID, KeyVersion: 1, Key: k.client},
 		http:        &http.Client{Transport: base, Timeout: 30 * time.Second}, // a bound for a hung test, not a measure
-		conformance: conformance.New(t, base, conformance.WithSignatureKey(&k.orderhub.PublicKey)),
+		conformance: conformance.New(t, base, conformance.WithSignatureKey(&k.orderhub.PublicKey, conformance.Clients(clientID))),
 		pub:         &k.orderhub.PublicKey,
 	}
 	if every {

@@ -14,15 +14,18 @@ import (
 // config is everything orderhub reads from its environment. This file is the
 // only code that reads it; the README's configuration table mirrors it.
 type config struct {
-	Addr            string
-	RedisURL        string
-	AdminToken      string
-	Retention       time.Duration // 0: forever
-	Lease           time.Duration
-	RequestTimeout  time.Duration
-	ShutdownTimeout time.Duration
-	MaxBodyBytes    int64
-	LogLevel        slog.Level
+	Addr           string
+	RedisURL       string
+	AdminToken     string
+	Retention      time.Duration // 0: forever
+	Lease          time.Duration
+	RequestTimeout time.Duration
+	// ReadHeaderTimeout bounds how long a connection may take to send its
+	// headers (slowloris); the body is bounded by RequestTimeout.
+	ReadHeaderTimeout time.Duration
+	ShutdownTimeout   time.Duration
+	MaxBodyBytes      int64
+	LogLevel          slog.Level
 	// DocsFile is the HTML reference page served at /docs (make docs);
 	// docsFileSet says it was named explicitly, so it must exist.
 	DocsFile    string
@@ -88,6 +91,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.Lease = dur("ORDERHUB_IDEMPOTENCY_LEASE", httpapi.DefaultLease)
 	c.RequestTimeout = dur("ORDERHUB_REQUEST_TIMEOUT", httpapi.DefaultRequestTimeout)
+	c.ReadHeaderTimeout = dur("ORDERHUB_READ_HEADER_TIMEOUT", 5*time.Second)
 	c.ShutdownTimeout = dur("ORDERHUB_SHUTDOWN_TIMEOUT", 15*time.Second)
 	if c.ShutdownTimeout < c.RequestTimeout {
 		errs = append(errs, fmt.Sprintf("ORDERHUB_SHUTDOWN_TIMEOUT (%s) must be at least ORDERHUB_REQUEST_TIMEOUT (%s), or every shutdown cuts off requests that would have finished", c.ShutdownTimeout, c.RequestTimeout))

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -169,6 +171,24 @@ func start(t *testing.T, kv map[string]string) *started {
 // checks the answer's signature with orderhub's development key.
 func (s *started) inquire(t *testing.T) (string, *http.Response) {
 	t.Helper()
+	body, res := s.inquireUnchecked(t)
+	pubText, err := os.ReadFile(filepath.Join(s.dir, "orderhub-public.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := signature.ParsePublicKey(pubText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signature.VerifyResponse(res, []byte(body), pub); err != nil {
+		t.Errorf("response signature: %v", err)
+	}
+	return body, res
+}
+
+// inquireUnchecked is inquire without the signature check.
+func (s *started) inquireUnchecked(t *testing.T) (string, *http.Response) {
+	t.Helper()
 	keyText, err := os.ReadFile(filepath.Join(s.dir, "dev-client-private.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -189,17 +209,6 @@ func (s *started) inquire(t *testing.T) (string, *http.Response) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	pubText, err := os.ReadFile(filepath.Join(s.dir, "orderhub-public.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := signature.ParsePublicKey(pubText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := signature.VerifyResponse(res, body, pub); err != nil {
-		t.Errorf("response signature: %v", err)
-	}
 	return string(body), res
 }
 
@@ -278,8 +287,9 @@ func TestRunReloadsClients(t *testing.T) {
 			t.Fatal(line)
 		}
 	}
-	if body, _ := s.inquire(t); !strings.Contains(body, "ACCESS_DENIED") {
-		t.Errorf("after reload: %s", body)
+	// A disabled client is no longer one: refused unsigned.
+	if body, res := s.inquireUnchecked(t); !strings.Contains(body, "ACCESS_DENIED") || res.Header.Get("Signature") != "" {
+		t.Errorf("after reload: %s, Signature %q", body, res.Header.Get("Signature"))
 	}
 }
 
@@ -324,4 +334,44 @@ func TestRunOnRedisCluster(t *testing.T) {
 		t.Errorf("run after cancel: %v", err)
 	}
 	s.done <- nil // for Cleanup
+}
+
+// TestRunAnswersASlowBody408: a caller that sends its headers and then
+// holds back its body is at fault: once the request timeout has passed it
+// gets HTTP 408 with the PARAM_ILLEGAL envelope, not a U, and no ERROR line.
+func TestRunAnswersASlowBody408(t *testing.T) {
+	s := start(t, map[string]string{"ORDERHUB_REQUEST_TIMEOUT": "1s"})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// One byte of a promised 100, then nothing: the server's read deadline
+	// ends the wait, not this test.
+	if _, err := fmt.Fprintf(conn, "POST /v2/pos/inquireOrderDetail HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), `"resultCode":"PARAM_ILLEGAL"`) {
+		t.Errorf("HTTP %d %s, want 408 PARAM_ILLEGAL", res.StatusCode, body)
+	}
+	s.cancel()
+	<-s.done
+	s.done <- nil // for Cleanup
+	for {
+		select {
+		case line := <-s.lines:
+			if strings.Contains(line, `"level":"ERROR"`) {
+				t.Errorf("a slow caller logged as a server fault: %s", line)
+			}
+			continue
+		default:
+		}
+		break
+	}
 }
