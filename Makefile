@@ -54,9 +54,9 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s); a failing input 
 	GO="$(GO)" scripts/fuzz.sh
 
 .PHONY: soak
-soak: ## the reliability tests at soak size: more notifications, several fault and kill cycles (minutes)
+soak: ## the reliability and failover tests at soak size: more notifications, fault and kill cycles, tight failover bounds (minutes)
 	scripts/ensure-redis.sh
-	ORDERHUB_SOAK=1 $(GO) test -race -count=1 -timeout 30m -v ./tests/reliability/
+	ORDERHUB_SOAK=1 $(GO) test -race -count=1 -timeout 30m -v ./tests/reliability/ ./tests/failover/
 
 .PHONY: bench
 bench: ## benchmarks of the request path (memory and Redis stores)

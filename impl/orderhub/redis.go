@@ -1,9 +1,11 @@
 package orderhub
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,7 +38,10 @@ func redisClient(rawURL string, requestTimeout time.Duration) (redis.UniversalCl
 	}
 	if cluster != nil {
 		tuneRedisCluster(cluster, requestTimeout)
-		return redis.NewClusterClient(cluster), "redis cluster " + strings.Join(cluster.Addrs, ","), nil
+		cc := redis.NewClusterClient(cluster)
+		// Before any node client exists: each gets the hook as it is made.
+		cc.OnNewNode(func(n *redis.Client) { n.AddHook(topologyTimeout(clusterStateTimeout)) })
+		return cc, "redis cluster " + strings.Join(cluster.Addrs, ","), nil
 	}
 	tuneRedis(node, requestTimeout)
 	return redis.NewClient(node), "redis " + node.Addr, nil
@@ -61,6 +66,10 @@ const (
 //   - anything else is one node: redis://, rediss:// or unix://.
 //
 // A cluster has only database 0: another number is refused, not ignored.
+//
+// One query parameter is orderhub's own, taken out before go-redis (which
+// refuses options it does not know) reads the rest: cluster_reload, how
+// often the cluster client reloads the slot map (see clusterReloadParam).
 func parseRedisURL(rawURL string) (*redis.Options, *redis.ClusterOptions, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -90,16 +99,113 @@ func parseRedisURL(rawURL string) (*redis.Options, *redis.ClusterOptions, error)
 	if u.Scheme != "unix" && (u.Hostname() == "" || strings.Contains(u.Host, ",")) {
 		return nil, nil, errors.New("name one host:port after the scheme (more cluster seeds go in addr= parameters)")
 	}
+	q := u.Query()
+	reload, hasReload := q[clusterReloadParam]
 	if !cluster {
+		if hasReload {
+			return nil, nil, fmt.Errorf("%s: only a Redis Cluster has a slot map to reload (redis+cluster:// or addr= parameters)", clusterReloadParam)
+		}
 		opt, err := redis.ParseURL(rawURL)
 		return opt, nil, err
+	}
+	var reloadEvery time.Duration
+	if hasReload {
+		if reloadEvery, err = parseReload(reload); err != nil {
+			return nil, nil, err
+		}
+		q.Del(clusterReloadParam)
+		u.RawQuery = q.Encode()
 	}
 	if db := strings.Trim(u.Path, "/"); db != "" && db != "0" {
 		return nil, nil, fmt.Errorf("database %q: a Redis Cluster has only database 0", db)
 	}
 	u.Path = ""
 	opt, err := redis.ParseClusterURL(u.String())
-	return nil, opt, err
+	if err != nil {
+		return nil, nil, err
+	}
+	opt.ClusterStateReloadInterval = reloadEvery // 0: tuneRedisCluster's default
+	return nil, opt, nil
+}
+
+// clusterReloadParam is orderhub's URL parameter for the cluster client's
+// ClusterStateReloadInterval. go-redis reloads the slot map on MOVED/ASK or
+// once per interval (its default: 60 s); a master that died answers neither,
+// so after a failover its slots kept going to the dead address, answered U,
+// until the next reload: a minute.
+const clusterReloadParam = "cluster_reload"
+
+// defaultClusterReload is the reload interval without cluster_reload: after a
+// promotion the dead master's slots answer again within about this long. A
+// reload is one CLUSTER SLOTS on one node, and only when requests come.
+const defaultClusterReload = time.Second
+
+// parseReload reads cluster_reload as go-redis reads its own durations: a Go
+// duration ("500ms") or a number of seconds ("2").
+func parseReload(values []string) (time.Duration, error) {
+	if len(values) != 1 {
+		return 0, fmt.Errorf("%s: give it once, not %d times", clusterReloadParam, len(values))
+	}
+	v := values[0]
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.Atoi(v)
+		if nerr != nil {
+			return 0, fmt.Errorf("%s=%q: want a duration such as 1s or 500ms", clusterReloadParam, v)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a duration above zero", clusterReloadParam, v)
+	}
+	return d, nil
+}
+
+// clusterStateTimeout bounds each call that reads the cluster's layout
+// (CLUSTER SLOTS on a reload), dial included. Such a call runs on a context
+// without a deadline, so only the read timeout (half a request's time) ended
+// it; and a reload asks one node after another: a frozen master (SIGSTOP, a
+// hung host) accepts the connection through the kernel's backlog and never
+// answers, and each reload that asked it first came late by that much. A
+// live node answers in well under a millisecond.
+const clusterStateTimeout = 500 * time.Millisecond
+
+// topologyTimeout is a node client's hook bounding the cluster layout
+// commands by its duration; other commands pass untouched, with tune's
+// timeouts.
+type topologyTimeout time.Duration
+
+func (topologyTimeout) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (d topologyTimeout) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !isTopologyCommand(cmd) {
+			return next(ctx, cmd)
+		}
+		// The dial of a new connection runs under this context too.
+		ctx, cancel := context.WithTimeout(ctx, time.Duration(d))
+		defer cancel()
+		return next(ctx, cmd)
+	}
+}
+
+func (topologyTimeout) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// isTopologyCommand: CLUSTER SLOTS, SHARDS or NODES, whichever the client
+// reads the layout with.
+func isTopologyCommand(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	if cmd.Name() != "cluster" || len(args) < 2 {
+		return false
+	}
+	sub, _ := args[1].(string)
+	switch strings.ToLower(sub) {
+	case "slots", "shards", "nodes":
+		return true
+	}
+	return false
 }
 
 // tuneRedis makes every Redis call end within the request's deadline: a
@@ -124,6 +230,9 @@ func tuneRedisCluster(opt *redis.ClusterOptions, requestTimeout time.Duration) {
 	// to MaxRedirects times, whatever MaxRetries says: a script whose reply
 	// was lost may have run. -1: none; the partner's retry is the retry.
 	opt.MaxRedirects = -1
+	if opt.ClusterStateReloadInterval <= 0 {
+		opt.ClusterStateReloadInterval = defaultClusterReload
+	}
 }
 
 // timeouts points at the fields that redis.Options and redis.ClusterOptions

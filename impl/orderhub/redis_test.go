@@ -1,9 +1,12 @@
 package orderhub
 
 import (
+	"context"
+	"net"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,5 +211,134 @@ func TestClusterClientDoesNotResend(t *testing.T) {
 	tuneRedisCluster(cluster, 10*time.Second)
 	if cluster.MaxRedirects != -1 || cluster.MaxRetries != -1 {
 		t.Errorf("MaxRedirects %d, MaxRetries %d: want -1 (none) for both", cluster.MaxRedirects, cluster.MaxRetries)
+	}
+}
+
+// cluster_reload is orderhub's: go-redis never sees it (its parser refuses
+// unknown options), and without it the slot map is reloaded every second.
+func TestClusterReloadParam(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		want time.Duration
+	}{
+		{"redis+cluster://h1:7000?addr=h2:7000", defaultClusterReload},
+		{"redis+cluster://h1:7000?cluster_reload=250ms&addr=h2:7000", 250 * time.Millisecond},
+		{"redis://h1:7000?addr=h2:7000&cluster_reload=2", 2 * time.Second},
+		{"rediss+cluster://h1:7000?cluster_reload=1m&dial_timeout=2s", time.Minute},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			rdb, _, err := redisClient(tc.url, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rdb.Close()
+			o := rdb.(*redis.ClusterClient).Options()
+			if o.ClusterStateReloadInterval != tc.want {
+				t.Errorf("ClusterStateReloadInterval %v, want %v", o.ClusterStateReloadInterval, tc.want)
+			}
+		})
+	}
+	// Taken out, the rest intact: addresses in order, go-redis's options.
+	_, cluster, err := parseRedisURL("redis+cluster://h1:7000?cluster_reload=3s&addr=h2:7000&dial_timeout=2s&addr=h3:7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cluster.Addrs, []string{"h1:7000", "h2:7000", "h3:7000"}) || cluster.DialTimeout != 2*time.Second || cluster.ClusterStateReloadInterval != 3*time.Second {
+		t.Errorf("got Addrs %v, DialTimeout %v, reload %v", cluster.Addrs, cluster.DialTimeout, cluster.ClusterStateReloadInterval)
+	}
+}
+
+func TestClusterReloadParamRefused(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		want string // in the message
+	}{
+		{"redis://h1:7000/0?cluster_reload=1s", "only a Redis Cluster"},
+		{"unix:///run/redis.sock?cluster_reload=1s", "only a Redis Cluster"},
+		{"redis+cluster://h1:7000?cluster_reload=soon", "want a duration"},
+		{"redis+cluster://h1:7000?cluster_reload=", "want a duration"},
+		{"redis+cluster://h1:7000?cluster_reload=0s", "above zero"},
+		{"redis+cluster://h1:7000?cluster_reload=-1s", "above zero"},
+		{"redis+cluster://h1:7000?cluster_reload=1s&cluster_reload=2s", "once"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			node, cluster, err := parseRedisURL(tc.url)
+			if err == nil {
+				t.Fatalf("accepted: node %v, cluster %v", node, cluster)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("message %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// A frozen node accepts connections (the kernel's backlog) and answers
+// nothing. Reading the slot map from it must give up after
+// clusterStateTimeout, not after the read timeout (here 5 s), or every
+// reload that asks it first comes that much late.
+func TestClusterStateReadIsBounded(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+
+	const requestTimeout = 10 * time.Second
+	rdb, _, err := redisClient("redis+cluster://"+l.Addr().String(), requestTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	start := time.Now()
+	err = rdb.Get(context.Background(), "k").Err()
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("GET answered by a node that answers nothing")
+	}
+	// Generous: the bound is 500 ms, the read timeout it replaces 5 s.
+	if took > requestTimeout/4 {
+		t.Errorf("reading the slot map from a frozen node took %v (%v), want about %v", took.Round(time.Millisecond), err, clusterStateTimeout)
+	}
+}
+
+// The hook bounds the layout commands only.
+func TestIsTopologyCommand(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		cmd  redis.Cmder
+		want bool
+	}{
+		{redis.NewClusterSlotsCmd(ctx, "cluster", "slots"), true},
+		{redis.NewClusterShardsCmd(ctx, "cluster", "shards"), true},
+		{redis.NewStringCmd(ctx, "CLUSTER", "NODES"), true},
+		{redis.NewStringCmd(ctx, "cluster", "info"), false},
+		{redis.NewStringCmd(ctx, "cluster"), false},
+		{redis.NewStringCmd(ctx, "get", "slots"), false},
+		{redis.NewCmd(ctx, "evalsha", "abc", 1, "k"), false},
+	} {
+		if got := isTopologyCommand(tc.cmd); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.cmd.Args(), got, tc.want)
+		}
 	}
 }

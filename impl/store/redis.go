@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -352,8 +353,67 @@ func (r *Redis) Release(ctx context.Context, k Key, token string) error {
 	return r.release.Run(ctx, r.c, []string{RecordKey(k)}, token).Err()
 }
 
-// Ping implements Store.
-func (r *Redis) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
+// Ping implements Store. A cluster is reachable while any master answers:
+// a request whose keys live on a live master is served, and the client's
+// PING, sent to one master in turn, failed on a third of the calls while one
+// of three was down.
+func (r *Redis) Ping(ctx context.Context) error {
+	if _, ok := r.c.(*redis.ClusterClient); !ok {
+		return r.c.Ping(ctx).Err()
+	}
+	nodes, unreachable, err := r.PingNodes(ctx)
+	switch {
+	case err != nil:
+		return err
+	case len(unreachable) == nodes:
+		return fmt.Errorf("no Redis master answers PING: %s", strings.Join(unreachable, ", "))
+	}
+	return nil
+}
+
+// nodePingTimeout bounds each node's PING in PingNodes: a frozen node
+// accepts connections and never answers, and a readiness probe must answer
+// within its own timeout (a second by default on Kubernetes).
+const nodePingTimeout = 500 * time.Millisecond
+
+// PingNodes pings every master, concurrently: a cluster's masters as the
+// latest slot map (read afresh here) has them, else the one node. It
+// returns how many there are and the addresses of those that did not
+// answer, sorted; an error only when not even the slot map could be read.
+func (r *Redis) PingNodes(ctx context.Context) (nodes int, unreachable []string, err error) {
+	ping := func(ctx context.Context, c redis.UniversalClient) error {
+		ctx, cancel := context.WithTimeout(ctx, nodePingTimeout)
+		defer cancel()
+		return c.Ping(ctx).Err()
+	}
+	cc, ok := r.c.(*redis.ClusterClient)
+	if !ok {
+		if ping(ctx, r.c) != nil {
+			addr := "redis"
+			if c, ok := r.c.(*redis.Client); ok {
+				addr = c.Options().Addr
+			}
+			unreachable = []string{addr}
+		}
+		return 1, unreachable, nil
+	}
+	var mu sync.Mutex
+	err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		err := ping(ctx, c)
+		mu.Lock()
+		defer mu.Unlock()
+		nodes++
+		if err != nil {
+			unreachable = append(unreachable, c.Options().Addr)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	slices.Sort(unreachable)
+	return nodes, unreachable, nil
+}
 
 // Close implements Store: it closes the client given to NewRedis.
 func (r *Redis) Close() error { return r.c.Close() }

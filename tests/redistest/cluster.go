@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,11 +28,13 @@ const clusterReadyWithin = 30 * time.Second
 // create accepts.
 const clusterSize = 3
 
-// Cluster is a Redis Cluster of three masters without replicas, each a
+// Cluster is a Redis Cluster of three masters, without replicas
+// (StartCluster) or with one each (StartReplicatedCluster), each node a
 // redis-server process on free ports in a directory of its own.
 type Cluster struct {
 	server, cli string
 	dir         string
+	replicas    int // per master
 
 	mu    sync.Mutex
 	nodes []*clusterNode
@@ -43,6 +47,7 @@ type clusterNode struct {
 	out    *syncBuffer
 	cmd    *exec.Cmd     // nil while stopped
 	exited chan struct{} // closed once cmd has been waited for
+	paused bool          // SIGSTOP sent, no SIGCONT since
 }
 
 // StartCluster starts a cluster owned by t, with extraArgs after every
@@ -51,7 +56,22 @@ type clusterNode struct {
 // redis-cli fails the test.
 func StartCluster(t testing.TB, extraArgs ...string) *Cluster {
 	t.Helper()
-	c, err := LaunchCluster(t.TempDir(), extraArgs...)
+	return startCluster(t, 0, extraArgs)
+}
+
+// StartReplicatedCluster is StartCluster with a replica for each master:
+// six nodes, for failover tests. It also waits until every replica has
+// synchronised with its master, so that it is eligible for promotion.
+// Failover timing follows cluster-node-timeout (Redis's default: 15 s);
+// tests pass a shorter one in extraArgs ("--cluster-node-timeout", "2000").
+func StartReplicatedCluster(t testing.TB, extraArgs ...string) *Cluster {
+	t.Helper()
+	return startCluster(t, 1, extraArgs)
+}
+
+func startCluster(t testing.TB, replicas int, extraArgs []string) *Cluster {
+	t.Helper()
+	c, err := launchCluster(t.TempDir(), replicas, extraArgs)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -65,6 +85,10 @@ func StartCluster(t testing.TB, extraArgs ...string) *Cluster {
 // cluster, such as a TestMain sharing one across a package: the nodes live
 // in dir, and the caller must Stop the cluster.
 func LaunchCluster(dir string, extraArgs ...string) (*Cluster, error) {
+	return launchCluster(dir, 0, extraArgs)
+}
+
+func launchCluster(dir string, replicas int, extraArgs []string) (*Cluster, error) {
 	server, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, errors.New("redis-server not found: run scripts/ensure-redis.sh")
@@ -76,12 +100,13 @@ func LaunchCluster(dir string, extraArgs ...string) (*Cluster, error) {
 	// Each node needs two ports: clients' and the cluster bus. The bus port
 	// defaults to port+10000, which may be taken or out of range, so it is
 	// picked free like the other and named with --cluster-port.
-	ports, err := freePorts(2 * clusterSize)
+	size := clusterSize * (1 + replicas)
+	ports, err := freePorts(2 * size)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{server: server, cli: cli, dir: dir}
-	for i := range clusterSize {
+	c := &Cluster{server: server, cli: cli, dir: dir, replicas: replicas}
+	for i := range size {
 		port, bus := ports[2*i], ports[2*i+1]
 		nodeDir := filepath.Join(dir, "node-"+strconv.Itoa(port))
 		if err := os.MkdirAll(nodeDir, 0o700); err != nil {
@@ -112,6 +137,10 @@ func LaunchCluster(dir string, extraArgs ...string) (*Cluster, error) {
 		c.stopLocked()
 		return nil, err
 	}
+	if err := c.waitReplicasLocked(); err != nil {
+		c.stopLocked()
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -131,7 +160,9 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// Addrs are the nodes' host:port, one per master.
+// Addrs are the nodes' host:port, in the order they were started: without
+// replicas, one per master; with replicas, every node (which are masters
+// changes with failovers: see Masters).
 func (c *Cluster) Addrs() []string {
 	addrs := make([]string, len(c.nodes))
 	for i, n := range c.nodes {
@@ -155,9 +186,13 @@ func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	return cc
 }
 
-// FlushAll empties every node (all are masters).
+// FlushAll empties every master (replicas follow).
 func (c *Cluster) FlushAll(ctx context.Context) error {
-	for _, addr := range c.Addrs() {
+	masters, err := c.Masters()
+	if err != nil {
+		return err
+	}
+	for _, addr := range masters {
 		if err := onNode(addr, func(n *redis.Client) error { return n.FlushAll(ctx).Err() }); err != nil {
 			return fmt.Errorf("FLUSHALL on %s: %w", addr, err)
 		}
@@ -202,6 +237,10 @@ func (c *Cluster) Restart() error {
 		c.stopLocked()
 		return err
 	}
+	if err := c.waitReplicasLocked(); err != nil {
+		c.stopLocked()
+		return err
+	}
 	return nil
 }
 
@@ -210,9 +249,9 @@ func (c *Cluster) stopLocked() {
 		if n.cmd == nil {
 			continue
 		}
-		_ = n.cmd.Process.Kill() // fails only if it has exited already
+		_ = n.cmd.Process.Kill() // fails only if it has exited already; SIGKILL ends a paused one too
 		<-n.exited
-		n.cmd = nil
+		n.cmd, n.paused = nil, false
 	}
 }
 
@@ -247,7 +286,7 @@ func (c *Cluster) create() error {
 	ctx, cancel := context.WithTimeout(context.Background(), clusterReadyWithin)
 	defer cancel()
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(c.replicas), "--cluster-yes")
 	out, err := exec.CommandContext(ctx, c.cli, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("redis-cli --cluster create: %w\n%s", err, out)
@@ -305,7 +344,282 @@ func poll(within time.Duration, exited <-chan struct{}, check func() error) erro
 // onNode runs f with a one-off client of the node at addr, which does not
 // retry: a failure is for the caller to judge.
 func onNode(addr string, f func(*redis.Client) error) error {
-	cl := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, DialerRetries: 1})
+	cl := redis.NewClient(nodeOptions(addr))
 	defer cl.Close()
 	return f(cl)
+}
+
+// nodeOptions are those of a one-off client of a node: no retries, and
+// every wait bounded, since a node may be paused.
+func nodeOptions(addr string) *redis.Options {
+	return &redis.Options{
+		Addr: addr, MaxRetries: -1, DialerRetries: 1,
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+	}
+}
+
+// waitReplicasLocked waits, on a cluster with replicas, until every node
+// knows every other with its role and none as failing, and every replica's
+// link to its master is up: a replica that never synchronised is not
+// promoted, and a node that does not know the others yet cannot vote.
+func (c *Cluster) waitReplicasLocked() error {
+	if c.replicas == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(clusterReadyWithin)
+	wantMasters, wantReplicas := clusterSize, clusterSize*c.replicas
+	for _, n := range c.nodes {
+		err := poll(time.Until(deadline), n.exited, func() error {
+			return onNode(n.addr, func(cl *redis.Client) error {
+				ctx := context.Background()
+				text, err := cl.ClusterNodes(ctx).Result()
+				if err != nil {
+					return err
+				}
+				var masters, replicas int
+				replica := false
+				for line := range strings.Lines(text) {
+					f := strings.Fields(line)
+					if len(f) < 8 {
+						continue
+					}
+					flags := "," + f[2] + ","
+					if f[7] != "connected" || strings.Contains(flags, ",fail") || strings.Contains(flags, ",handshake,") || strings.Contains(flags, ",noaddr,") {
+						return fmt.Errorf("node %s is %s, %s", f[1], f[2], f[7])
+					}
+					switch {
+					case strings.Contains(flags, ",master,"):
+						masters++
+					case strings.Contains(flags, ",slave,"):
+						replicas++
+						replica = replica || strings.Contains(flags, ",myself,")
+					}
+				}
+				if masters != wantMasters || replicas != wantReplicas {
+					return fmt.Errorf("knows %d masters and %d replicas, want %d and %d", masters, replicas, wantMasters, wantReplicas)
+				}
+				if !replica {
+					return nil
+				}
+				info, err := cl.Info(ctx, "replication").Result()
+				if err != nil {
+					return err
+				}
+				if !strings.Contains(info, "master_link_status:up") {
+					return errors.New("replica's link to its master is not up")
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("cluster node %s: %w\n%s", n.addr, err, n.out.String())
+		}
+	}
+	return nil
+}
+
+// NumSlots is the number of hash slots of a Redis Cluster.
+const NumSlots = 16384
+
+// Slot is the hash slot of key, as Redis Cluster computes it: CRC16 (XMODEM)
+// of the key, or of its hash tag (the first {…} with something inside),
+// modulo NumSlots.
+func Slot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for k := range len(key) {
+		crc ^= uint16(key[k]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % NumSlots
+}
+
+// SlotMasters returns, for each slot, the address of its master as a live
+// node sees it ("" for a slot no master serves).
+func (c *Cluster) SlotMasters() ([]string, error) {
+	var errs []error
+	for _, addr := range c.live() {
+		var owners []string
+		err := onNode(addr, func(cl *redis.Client) error {
+			var err error
+			owners, err = slotMasters(context.Background(), cl)
+			return err
+		})
+		if err == nil {
+			return owners, nil
+		}
+		errs = append(errs, fmt.Errorf("CLUSTER SLOTS on %s: %w", addr, err))
+	}
+	return nil, fmt.Errorf("no live node gave the slot map: %w", errors.Join(errs...))
+}
+
+// slotMasters reads CLUSTER SHARDS: a shard's master is its node with the
+// master role that is not failed (a dead master keeps the role in the
+// listing until its replica takes over).
+func slotMasters(ctx context.Context, cl *redis.Client) ([]string, error) {
+	shards, err := cl.ClusterShards(ctx).Result()
+	if err != nil {
+		return nil, err
+	}
+	owners := make([]string, NumSlots)
+	for _, sh := range shards {
+		var master string
+		for _, n := range sh.Nodes {
+			if n.Role == "master" && n.Health == "online" {
+				master = net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))
+			}
+		}
+		for _, r := range sh.Slots {
+			for i := max(r.Start, 0); i <= min(r.End, NumSlots-1); i++ {
+				owners[i] = master
+			}
+		}
+	}
+	return owners, nil
+}
+
+// Masters are the addresses of the nodes that serve slots now, as a live
+// node sees it, sorted.
+func (c *Cluster) Masters() ([]string, error) {
+	owners, err := c.SlotMasters()
+	if err != nil {
+		return nil, err
+	}
+	var masters []string
+	for _, m := range owners {
+		if m != "" && !slices.Contains(masters, m) {
+			masters = append(masters, m)
+		}
+	}
+	slices.Sort(masters)
+	return masters, nil
+}
+
+// MasterOf is the address of the master serving key's slot now.
+func (c *Cluster) MasterOf(key string) (string, error) {
+	owners, err := c.SlotMasters()
+	if err != nil {
+		return "", err
+	}
+	if m := owners[Slot(key)]; m != "" {
+		return m, nil
+	}
+	return "", fmt.Errorf("no master serves slot %d of %q", Slot(key), key)
+}
+
+// Kill kills the node at addr with SIGKILL, a crash, and waits until the
+// process is gone. Its slots stay unserved until a replica is promoted.
+func (c *Cluster) Kill(addr string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.nodeLocked(addr)
+	if err != nil {
+		return err
+	}
+	_ = n.cmd.Process.Kill() // fails only if it has exited already
+	<-n.exited
+	n.cmd, n.paused = nil, false
+	return nil
+}
+
+// Pause freezes the node at addr with SIGSTOP, like a hung host: the kernel
+// still accepts connections to it, but nothing is answered until Resume.
+// The other nodes take it for failed after cluster-node-timeout.
+func (c *Cluster) Pause(addr string) error { return c.signal(addr, syscall.SIGSTOP) }
+
+// Resume lets a paused node go on (SIGCONT). A master replaced meanwhile
+// comes back as a replica of its successor.
+func (c *Cluster) Resume(addr string) error { return c.signal(addr, syscall.SIGCONT) }
+
+func (c *Cluster) signal(addr string, sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.nodeLocked(addr)
+	if err != nil {
+		return err
+	}
+	if err := n.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("%v to %s: %w", sig, addr, err)
+	}
+	n.paused = sig == syscall.SIGSTOP
+	return nil
+}
+
+// nodeLocked is the running node at addr.
+func (c *Cluster) nodeLocked(addr string) (*clusterNode, error) {
+	for _, n := range c.nodes {
+		if n.addr != addr {
+			continue
+		}
+		if n.cmd == nil {
+			return nil, fmt.Errorf("node %s is not running", addr)
+		}
+		return n, nil
+	}
+	return nil, fmt.Errorf("no node %s in the cluster", addr)
+}
+
+// live are the addresses of the nodes running and not paused.
+func (c *Cluster) live() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var addrs []string
+	for _, n := range c.nodes {
+		if n.cmd != nil && !n.paused {
+			addrs = append(addrs, n.addr)
+		}
+	}
+	return addrs
+}
+
+// WaitPromotion polls the live nodes' slot maps every 10 ms until every
+// one shows every slot served and none by gone (a master killed or paused),
+// for at most within. It returns when the first node showed it: the
+// promotion, give or take a poll (the promoted replica knows first, the
+// others within milliseconds).
+func (c *Cluster) WaitPromotion(gone string, within time.Duration) (time.Time, error) {
+	clients := map[string]*redis.Client{}
+	defer func() {
+		for _, cl := range clients {
+			_ = cl.Close()
+		}
+	}()
+	var first time.Time
+	err := poll(within, nil, func() error {
+		var errs []error
+		for _, addr := range c.live() {
+			cl := clients[addr]
+			if cl == nil {
+				cl = redis.NewClient(nodeOptions(addr))
+				clients[addr] = cl
+			}
+			owners, err := slotMasters(context.Background(), cl)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+				continue
+			}
+			if i := slices.IndexFunc(owners, func(m string) bool { return m == "" || m == gone }); i >= 0 {
+				errs = append(errs, fmt.Errorf("%s: slot %d served by %q", addr, i, owners[i]))
+				continue
+			}
+			if first.IsZero() {
+				first = time.Now()
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("no replica promoted in place of %s, as every node sees it: %w", gone, errors.Join(errs...))
+		}
+		return nil
+	})
+	return first, err
 }

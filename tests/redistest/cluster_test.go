@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -132,5 +133,103 @@ func TestClusterNeedsRedisCLI(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "redis-cli not found: run scripts/ensure-redis.sh") {
 		t.Errorf("error %q does not say to run scripts/ensure-redis.sh", err)
+	}
+}
+
+// Slot is Redis's own: CLUSTER KEYSLOT agrees, hash tags included.
+func TestSlot(t *testing.T) {
+	admin := redistest.Start(t, "--cluster-enabled", "yes").Client(t)
+	for _, key := range []string{"", "k", "k0", "orderhub:audits:{t:T-1}", "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap", "{}", "x{y"} {
+		want, err := admin.ClusterKeySlot(context.Background(), key).Result()
+		if err != nil {
+			t.Fatalf("CLUSTER KEYSLOT %q: %v", key, err)
+		}
+		if got := redistest.Slot(key); int64(got) != want {
+			t.Errorf("Slot(%q) = %d, CLUSTER KEYSLOT says %d", key, got, want)
+		}
+	}
+}
+
+// A replicated cluster fails over when a master is killed or frozen, and
+// WaitPromotion sees the replica take its slots.
+func TestReplicatedClusterFailover(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.StartReplicatedCluster(t, "--cluster-node-timeout", "2000")
+	if n := len(c.Addrs()); n != 6 {
+		t.Fatalf("Addrs = %v, want 6 nodes", c.Addrs())
+	}
+	masters, err := c.Masters()
+	if err != nil || len(masters) != 3 {
+		t.Fatalf("Masters = %v, %v; want 3", masters, err)
+	}
+	cc := c.Client(t)
+	if err := cc.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	owner, err := c.MasterOf("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: owner})
+	defer direct.Close()
+	if got, err := direct.Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("GET k on MasterOf's %s = %q, %v", owner, got, err)
+	}
+	if err := c.FlushAll(ctx); err != nil {
+		t.Fatalf("FlushAll with replicas: %v", err)
+	}
+
+	// The replica promoted after the kill has none of its own: the pause
+	// takes another shard's master, "k" moved to its slot.
+	owners, err := c.SlotMasters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"k", ""}
+	for i := 0; keys[1] == ""; i++ {
+		if k := fmt.Sprintf("k%d", i); owners[redistest.Slot(k)] != owners[redistest.Slot("k")] {
+			keys[1] = k
+		}
+	}
+	for i, tc := range []struct {
+		how     string
+		breakIt func(addr string) error
+	}{
+		{"kill", c.Kill},
+		{"pause", c.Pause},
+	} {
+		key := keys[i]
+		victim, err := c.MasterOf(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.breakIt(victim); err != nil {
+			t.Fatalf("%s %s: %v", tc.how, victim, err)
+		}
+		start := time.Now()
+		at, err := c.WaitPromotion(victim, 30*time.Second)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.how, victim, err)
+		}
+		t.Logf("%s %s: promoted after %v", tc.how, victim, at.Sub(start).Round(time.Millisecond))
+		after, err := c.Masters()
+		if err != nil || len(after) != 3 || slices.Contains(after, victim) {
+			t.Fatalf("%s: Masters after promotion = %v, %v; want 3 without %s", tc.how, after, err, victim)
+		}
+		// The slot's new master serves it (asked directly: a cluster client
+		// would go on asking the old one until it reloads the slot map).
+		owner, err := c.MasterOf(key)
+		if err != nil || owner == victim {
+			t.Fatalf("%s: MasterOf(%s) after promotion = %s, %v", tc.how, key, owner, err)
+		}
+		n := redis.NewClient(&redis.Options{Addr: owner})
+		err = n.Set(ctx, key, tc.how, 0).Err()
+		_ = n.Close()
+		if err != nil {
+			t.Fatalf("%s: SET k on %s after promotion: %v", tc.how, owner, err)
+		}
+	}
+	if c.Running() {
+		t.Error("Running with a node killed")
 	}
 }
