@@ -1922,6 +1922,8 @@ type PutOrderHTTPResponse struct {
 	JSON400 *OpsParamIllegal
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *OpsAccessDenied
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *OpsRequestTimeout
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *ErrorResponse
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -1943,6 +1945,11 @@ func (r PutOrderHTTPResponse) GetJSON400() *OpsParamIllegal {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r PutOrderHTTPResponse) GetJSON401() *OpsAccessDenied {
 	return r.JSON401
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r PutOrderHTTPResponse) GetJSON408() *OpsRequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -2088,16 +2095,24 @@ func (r GetReadyzHTTPResponse) ContentType() string {
 // NotifyDeliveryAuditResultHTTPResponse200Headers the declared response headers of an HTTP 200 response for NotifyDeliveryAuditResult
 type NotifyDeliveryAuditResultHTTPResponse200Headers struct {
 	ClientID     *string
-	ResponseTime string
-	Signature    string
+	ResponseTime *string
+	Signature    *string
+	XRequestID   string
+}
+
+// NotifyDeliveryAuditResultHTTPResponse408Headers the declared response headers of an HTTP 408 response for NotifyDeliveryAuditResult
+type NotifyDeliveryAuditResultHTTPResponse408Headers struct {
+	ClientID     *string
+	ResponseTime *string
+	Signature    *string
 	XRequestID   string
 }
 
 // NotifyDeliveryAuditResultHTTPResponse413Headers the declared response headers of an HTTP 413 response for NotifyDeliveryAuditResult
 type NotifyDeliveryAuditResultHTTPResponse413Headers struct {
 	ClientID     *string
-	ResponseTime string
-	Signature    string
+	ResponseTime *string
+	Signature    *string
 	XRequestID   string
 }
 
@@ -2106,10 +2121,14 @@ type NotifyDeliveryAuditResultHTTPResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *NotifyDeliveryAuditResultResponse
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *BodyTooLarge
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *NotifyDeliveryAuditResultHTTPResponse200Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *NotifyDeliveryAuditResultHTTPResponse408Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *NotifyDeliveryAuditResultHTTPResponse413Headers
 }
@@ -2117,6 +2136,11 @@ type NotifyDeliveryAuditResultHTTPResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r NotifyDeliveryAuditResultHTTPResponse) GetJSON200() *NotifyDeliveryAuditResultResponse {
 	return r.JSON200
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r NotifyDeliveryAuditResultHTTPResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -2156,16 +2180,24 @@ func (r NotifyDeliveryAuditResultHTTPResponse) ContentType() string {
 // NotifyOrderCompletionHTTPResponse200Headers the declared response headers of an HTTP 200 response for NotifyOrderCompletion
 type NotifyOrderCompletionHTTPResponse200Headers struct {
 	ClientID     *string
-	ResponseTime string
-	Signature    string
+	ResponseTime *string
+	Signature    *string
+	XRequestID   string
+}
+
+// NotifyOrderCompletionHTTPResponse408Headers the declared response headers of an HTTP 408 response for NotifyOrderCompletion
+type NotifyOrderCompletionHTTPResponse408Headers struct {
+	ClientID     *string
+	ResponseTime *string
+	Signature    *string
 	XRequestID   string
 }
 
 // NotifyOrderCompletionHTTPResponse413Headers the declared response headers of an HTTP 413 response for NotifyOrderCompletion
 type NotifyOrderCompletionHTTPResponse413Headers struct {
 	ClientID     *string
-	ResponseTime string
-	Signature    string
+	ResponseTime *string
+	Signature    *string
 	XRequestID   string
 }
 
@@ -2174,10 +2206,14 @@ type NotifyOrderCompletionHTTPResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *NotifyOrderCompletionResponse
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *BodyTooLarge
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *NotifyOrderCompletionHTTPResponse200Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *NotifyOrderCompletionHTTPResponse408Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *NotifyOrderCompletionHTTPResponse413Headers
 }
@@ -2185,6 +2221,11 @@ type NotifyOrderCompletionHTTPResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r NotifyOrderCompletionHTTPResponse) GetJSON200() *NotifyOrderCompletionResponse {
 	return r.JSON200
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r NotifyOrderCompletionHTTPResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -2224,16 +2265,24 @@ func (r NotifyOrderCompletionHTTPResponse) ContentType() string {
 // InquireOrderDetailHTTPResponse200Headers the declared response headers of an HTTP 200 response for InquireOrderDetail
 type InquireOrderDetailHTTPResponse200Headers struct {
 	ClientID     *string
-	ResponseTime string
-	Signature    string
+	ResponseTime *string
+	Signature    *string
+	XRequestID   string
+}
+
+// InquireOrderDetailHTTPResponse408Headers the declared response headers of an HTTP 408 response for InquireOrderDetail
+type InquireOrderDetailHTTPResponse408Headers struct {
+	ClientID     *string
+	ResponseTime *string
+	Signature    *string
 	XRequestID   string
 }
 
 // InquireOrderDetailHTTPResponse413Headers the declared response headers of an HTTP 413 response for InquireOrderDetail
 type InquireOrderDetailHTTPResponse413Headers struct {
 	ClientID     *string
-	ResponseTime string
-	Signature    string
+	ResponseTime *string
+	Signature    *string
 	XRequestID   string
 }
 
@@ -2242,10 +2291,14 @@ type InquireOrderDetailHTTPResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *InquireOrderDetailResponse
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *BodyTooLarge
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *InquireOrderDetailHTTPResponse200Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *InquireOrderDetailHTTPResponse408Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *InquireOrderDetailHTTPResponse413Headers
 }
@@ -2253,6 +2306,11 @@ type InquireOrderDetailHTTPResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r InquireOrderDetailHTTPResponse) GetJSON200() *InquireOrderDetailResponse {
 	return r.JSON200
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r InquireOrderDetailHTTPResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -2864,6 +2922,13 @@ func ParsePutOrderHTTPResponse(rsp *http.Response) (*PutOrderHTTPResponse, error
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest OpsRequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest ErrorResponse
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2974,6 +3039,13 @@ func ParseNotifyDeliveryAuditResultHTTPResponse(rsp *http.Response) (*NotifyDeli
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest BodyTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2995,17 +3067,17 @@ func ParseNotifyDeliveryAuditResultHTTPResponse(rsp *http.Response) (*NotifyDeli
 		}
 		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ResponseTime = value
+			headers.ResponseTime = &value
 		}
 		if values := rsp.Header.Values("Signature"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Signature = value
+			headers.Signature = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -3015,6 +3087,37 @@ func ParseNotifyDeliveryAuditResultHTTPResponse(rsp *http.Response) (*NotifyDeli
 			headers.XRequestID = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 408:
+		var headers NotifyDeliveryAuditResultHTTPResponse408Headers
+		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ClientID = &value
+		}
+		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ResponseTime = &value
+		}
+		if values := rsp.Header.Values("Signature"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Signature = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 413:
 		var headers NotifyDeliveryAuditResultHTTPResponse413Headers
 		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
@@ -3026,17 +3129,17 @@ func ParseNotifyDeliveryAuditResultHTTPResponse(rsp *http.Response) (*NotifyDeli
 		}
 		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ResponseTime = value
+			headers.ResponseTime = &value
 		}
 		if values := rsp.Header.Values("Signature"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Signature = value
+			headers.Signature = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -3072,6 +3175,13 @@ func ParseNotifyOrderCompletionHTTPResponse(rsp *http.Response) (*NotifyOrderCom
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest BodyTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3093,17 +3203,17 @@ func ParseNotifyOrderCompletionHTTPResponse(rsp *http.Response) (*NotifyOrderCom
 		}
 		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ResponseTime = value
+			headers.ResponseTime = &value
 		}
 		if values := rsp.Header.Values("Signature"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Signature = value
+			headers.Signature = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -3113,6 +3223,37 @@ func ParseNotifyOrderCompletionHTTPResponse(rsp *http.Response) (*NotifyOrderCom
 			headers.XRequestID = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 408:
+		var headers NotifyOrderCompletionHTTPResponse408Headers
+		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ClientID = &value
+		}
+		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ResponseTime = &value
+		}
+		if values := rsp.Header.Values("Signature"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Signature = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 413:
 		var headers NotifyOrderCompletionHTTPResponse413Headers
 		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
@@ -3124,17 +3265,17 @@ func ParseNotifyOrderCompletionHTTPResponse(rsp *http.Response) (*NotifyOrderCom
 		}
 		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ResponseTime = value
+			headers.ResponseTime = &value
 		}
 		if values := rsp.Header.Values("Signature"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Signature = value
+			headers.Signature = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -3170,6 +3311,13 @@ func ParseInquireOrderDetailHTTPResponse(rsp *http.Response) (*InquireOrderDetai
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest BodyTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3191,17 +3339,17 @@ func ParseInquireOrderDetailHTTPResponse(rsp *http.Response) (*InquireOrderDetai
 		}
 		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ResponseTime = value
+			headers.ResponseTime = &value
 		}
 		if values := rsp.Header.Values("Signature"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Signature = value
+			headers.Signature = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -3211,6 +3359,37 @@ func ParseInquireOrderDetailHTTPResponse(rsp *http.Response) (*InquireOrderDetai
 			headers.XRequestID = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 408:
+		var headers InquireOrderDetailHTTPResponse408Headers
+		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ClientID = &value
+		}
+		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ResponseTime = &value
+		}
+		if values := rsp.Header.Values("Signature"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Signature = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers408 = &headers
 	case rsp.StatusCode == 413:
 		var headers InquireOrderDetailHTTPResponse413Headers
 		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
@@ -3222,17 +3401,17 @@ func ParseInquireOrderDetailHTTPResponse(rsp *http.Response) (*InquireOrderDetai
 		}
 		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ResponseTime = value
+			headers.ResponseTime = &value
 		}
 		if values := rsp.Header.Values("Signature"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.Signature = value
+			headers.Signature = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string

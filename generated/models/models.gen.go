@@ -282,8 +282,14 @@ type OpsBodyTooLarge = ErrorResponse
 // OpsParamIllegal defines model for OpsParamIllegal.
 type OpsParamIllegal = ErrorResponse
 
+// OpsRequestTimeout defines model for OpsRequestTimeout.
+type OpsRequestTimeout = ErrorResponse
+
 // OpsUnknownException defines model for OpsUnknownException.
 type OpsUnknownException = ErrorResponse
+
+// RequestTimeout defines model for RequestTimeout.
+type RequestTimeout = ErrorResponse
 
 // NotifyDeliveryAuditResultParams defines parameters for NotifyDeliveryAuditResult.
 type NotifyDeliveryAuditResultParams struct {

@@ -388,8 +388,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 type BodyTooLargeResponseHeaders struct {
 	ClientID     *string
-	ResponseTime string
-	Signature    string
+	ResponseTime *string
+	Signature    *string
 	XRequestID   string
 }
 type BodyTooLargeJSONResponse struct {
@@ -404,7 +404,21 @@ type OpsBodyTooLargeJSONResponse ErrorResponse
 
 type OpsParamIllegalJSONResponse ErrorResponse
 
+type OpsRequestTimeoutJSONResponse ErrorResponse
+
 type OpsUnknownExceptionJSONResponse ErrorResponse
+
+type RequestTimeoutResponseHeaders struct {
+	ClientID     *string
+	ResponseTime *string
+	Signature    *string
+	XRequestID   string
+}
+type RequestTimeoutJSONResponse struct {
+	Body ErrorResponse
+
+	Headers RequestTimeoutResponseHeaders
+}
 
 type GetOrderRequestObject struct {
 	RequestOrderID string `json:"requestOrderId"`
@@ -537,6 +551,20 @@ func (response PutOrder401JSONResponse) VisitPutOrderResponse(w http.ResponseWri
 	return err
 }
 
+type PutOrder408JSONResponse struct{ OpsRequestTimeoutJSONResponse }
+
+func (response PutOrder408JSONResponse) VisitPutOrderResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PutOrder409JSONResponse ErrorResponse
 
 func (response PutOrder409JSONResponse) VisitPutOrderResponse(w http.ResponseWriter) error {
@@ -658,8 +686,8 @@ type NotifyDeliveryAuditResultResponseObject interface {
 
 type NotifyDeliveryAuditResult200ResponseHeaders struct {
 	ClientID     *string
-	ResponseTime string
-	Signature    string
+	ResponseTime *string
+	Signature    *string
 	XRequestID   string
 }
 
@@ -678,10 +706,38 @@ func (response NotifyDeliveryAuditResult200JSONResponse) VisitNotifyDeliveryAudi
 	if response.Headers.ClientID != nil {
 		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
 	}
-	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
-	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
+	if response.Headers.ResponseTime != nil {
+		w.Header().Set("Response-Time", fmt.Sprint(*response.Headers.ResponseTime))
+	}
+	if response.Headers.Signature != nil {
+		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
+	}
 	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type NotifyDeliveryAuditResult408JSONResponse struct{ RequestTimeoutJSONResponse }
+
+func (response NotifyDeliveryAuditResult408JSONResponse) VisitNotifyDeliveryAuditResultResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ClientID != nil {
+		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
+	}
+	if response.Headers.ResponseTime != nil {
+		w.Header().Set("Response-Time", fmt.Sprint(*response.Headers.ResponseTime))
+	}
+	if response.Headers.Signature != nil {
+		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
+	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
+	w.WriteHeader(408)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -698,8 +754,12 @@ func (response NotifyDeliveryAuditResult413JSONResponse) VisitNotifyDeliveryAudi
 	if response.Headers.ClientID != nil {
 		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
 	}
-	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
-	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
+	if response.Headers.ResponseTime != nil {
+		w.Header().Set("Response-Time", fmt.Sprint(*response.Headers.ResponseTime))
+	}
+	if response.Headers.Signature != nil {
+		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
+	}
 	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
@@ -717,8 +777,8 @@ type NotifyOrderCompletionResponseObject interface {
 
 type NotifyOrderCompletion200ResponseHeaders struct {
 	ClientID     *string
-	ResponseTime string
-	Signature    string
+	ResponseTime *string
+	Signature    *string
 	XRequestID   string
 }
 
@@ -737,10 +797,38 @@ func (response NotifyOrderCompletion200JSONResponse) VisitNotifyOrderCompletionR
 	if response.Headers.ClientID != nil {
 		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
 	}
-	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
-	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
+	if response.Headers.ResponseTime != nil {
+		w.Header().Set("Response-Time", fmt.Sprint(*response.Headers.ResponseTime))
+	}
+	if response.Headers.Signature != nil {
+		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
+	}
 	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type NotifyOrderCompletion408JSONResponse struct{ RequestTimeoutJSONResponse }
+
+func (response NotifyOrderCompletion408JSONResponse) VisitNotifyOrderCompletionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ClientID != nil {
+		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
+	}
+	if response.Headers.ResponseTime != nil {
+		w.Header().Set("Response-Time", fmt.Sprint(*response.Headers.ResponseTime))
+	}
+	if response.Headers.Signature != nil {
+		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
+	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
+	w.WriteHeader(408)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -757,8 +845,12 @@ func (response NotifyOrderCompletion413JSONResponse) VisitNotifyOrderCompletionR
 	if response.Headers.ClientID != nil {
 		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
 	}
-	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
-	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
+	if response.Headers.ResponseTime != nil {
+		w.Header().Set("Response-Time", fmt.Sprint(*response.Headers.ResponseTime))
+	}
+	if response.Headers.Signature != nil {
+		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
+	}
 	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
@@ -776,8 +868,8 @@ type InquireOrderDetailResponseObject interface {
 
 type InquireOrderDetail200ResponseHeaders struct {
 	ClientID     *string
-	ResponseTime string
-	Signature    string
+	ResponseTime *string
+	Signature    *string
 	XRequestID   string
 }
 
@@ -796,10 +888,38 @@ func (response InquireOrderDetail200JSONResponse) VisitInquireOrderDetailRespons
 	if response.Headers.ClientID != nil {
 		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
 	}
-	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
-	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
+	if response.Headers.ResponseTime != nil {
+		w.Header().Set("Response-Time", fmt.Sprint(*response.Headers.ResponseTime))
+	}
+	if response.Headers.Signature != nil {
+		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
+	}
 	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InquireOrderDetail408JSONResponse struct{ RequestTimeoutJSONResponse }
+
+func (response InquireOrderDetail408JSONResponse) VisitInquireOrderDetailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ClientID != nil {
+		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
+	}
+	if response.Headers.ResponseTime != nil {
+		w.Header().Set("Response-Time", fmt.Sprint(*response.Headers.ResponseTime))
+	}
+	if response.Headers.Signature != nil {
+		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
+	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
+	w.WriteHeader(408)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -816,8 +936,12 @@ func (response InquireOrderDetail413JSONResponse) VisitInquireOrderDetailRespons
 	if response.Headers.ClientID != nil {
 		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
 	}
-	w.Header().Set("Response-Time", fmt.Sprint(response.Headers.ResponseTime))
-	w.Header().Set("Signature", fmt.Sprint(response.Headers.Signature))
+	if response.Headers.ResponseTime != nil {
+		w.Header().Set("Response-Time", fmt.Sprint(*response.Headers.ResponseTime))
+	}
+	if response.Headers.Signature != nil {
+		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
+	}
 	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
