@@ -100,7 +100,7 @@ func failover(t *testing.T, how string, breakIt func(*redistest.Cluster, string)
 	})
 
 	// Traffic flows on both sides before the break.
-	if err := poll(15*time.Second, func() error {
+	if err := redistest.Poll(15*time.Second, func() error {
 		if v, o := l.count(true, "S"), l.count(false, "S"); v < 5 || o < 5 {
 			return fmt.Errorf("%d S on the victim's slots and %d on the others' before the break", v, o)
 		}
@@ -134,7 +134,7 @@ func failover(t *testing.T, how string, breakIt func(*redistest.Cluster, string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := poll(time.Until(promoted.Add(recoverWithin)), func() error {
+	if err := redistest.Poll(time.Until(promoted.Add(recoverWithin)), func() error {
 		if l.firstS(promoted).IsZero() {
 			return fmt.Errorf("no S on the slots of %s within %v of the promotion", victim, recoverWithin)
 		}
@@ -490,22 +490,4 @@ func grep(text, s string) string {
 		}
 	}
 	return b.String()
-}
-
-// poll calls check every 10 ms until it succeeds or within has passed, and
-// returns its last error then.
-func poll(within time.Duration, check func() error) error {
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		<-tick.C
-	}
 }

@@ -319,6 +319,12 @@ func (c *Cluster) waitOKLocked() error {
 	return nil
 }
 
+// Poll calls check every 10 ms until it succeeds or within has passed, and
+// returns its last error then: waiting on a condition, never a sleep.
+func Poll(within time.Duration, check func() error) error {
+	return poll(within, nil, check)
+}
+
 // poll calls check every 10 ms until it succeeds, exited is closed (the
 // process died), or within has passed; it returns check's last error then.
 func poll(within time.Duration, exited <-chan struct{}, check func() error) error {
