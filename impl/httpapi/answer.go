@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 
@@ -18,16 +19,20 @@ type answer struct {
 	Body   []byte      `json:"body"`
 }
 
-// render makes the answer of v: JSON as echo and the generated encoders
-// write it (HTML characters escaped, a final newline).
+// render makes the answer of v as JSON.stringify would write it: compact, no
+// HTML escapes, no final newline. A hop that parses and re-writes JSON (a
+// gateway, Prism's proxy) then writes the same bytes back, and the
+// signature over them survives it where the content allows.
 func render(status int, v any) (*answer, error) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	h := http.Header{}
 	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-	return &answer{Status: status, Header: h, Body: append(body, '\n')}, nil
+	return &answer{Status: status, Header: h, Body: bytes.TrimSuffix(body.Bytes(), []byte("\n"))}, nil
 }
 
 // write sends the answer. The response already carries this request's own

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"encoding/json"
 	"math/big"
@@ -70,5 +71,45 @@ func TestAnswerWhenSigningFails(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"resultStatus":"U"`) || rec.Header().Get("Signature") != "" {
 		t.Errorf("HTTP %d %q, Signature %q; want 200, an unsigned U", rec.Code, rec.Body, rec.Header().Get("Signature"))
+	}
+}
+
+// TestAnswersSurviveReserialising: a hop that parses an answer and writes
+// it again, as JSON.stringify does (compact, no HTML escapes), gives back
+// the very bytes orderhub signed.
+func TestAnswersSurviveReserialising(t *testing.T) {
+	st := withOrder(t, "o1", "READY")
+	h := newTestServiceOn(t, st)
+	put := httptest.NewRequest(http.MethodPut, "/ops/orders/o1", strings.NewReader(`{"posOrderId":"p","orderStatus":"COMPLETED","extendInfo":{"z":"<&> é","a":[1.50,123456789012345678901]}}`))
+	put.Header.Set("Content-Type", "application/json")
+	put.Header.Set("Authorization", "Bearer tok")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, put)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("putOrder: %d %s", rec.Code, rec.Body)
+	}
+	for _, body := range []string{`{"requestOrderId":"o1"}`, `{"requestOrderId":"none"}`, `{"requestOrderId":1}`} {
+		req := httptest.NewRequest(http.MethodPost, "/v2/pos/inquireOrderDetail", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if err := h.signer.Edit(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		d := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		var again bytes.Buffer
+		enc := json.NewEncoder(&again)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.TrimSuffix(again.Bytes(), []byte("\n")); !bytes.Equal(got, rec.Body.Bytes()) {
+			t.Errorf("re-serialised:\n got %s\nwant %s", got, rec.Body)
+		}
 	}
 }

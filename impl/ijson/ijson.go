@@ -274,9 +274,10 @@ func (o *Object) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// MarshalJSON writes the canonical form (Canonical), so answers are the same
-// bytes whatever form the object was stored in. An empty Object marshals as
-// null.
+// MarshalJSON writes the canonical form, so answers are the same bytes
+// whatever form the object was stored in; without HTML escapes, which an
+// encoder adds when it escapes (encoding/json's default). An empty Object
+// marshals as null.
 func (o Object) MarshalJSON() ([]byte, error) {
 	if len(o) == 0 {
 		return []byte("null"), nil
@@ -284,7 +285,7 @@ func (o Object) MarshalJSON() ([]byte, error) {
 	if t := bytes.TrimLeft(o, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return nil, errors.New("ijson: not a JSON object")
 	}
-	return Canonical(o)
+	return canonical(o, false)
 }
 
 // Len is the length in characters (runes) of the text as UnmarshalJSON
