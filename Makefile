@@ -9,7 +9,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: generate
-generate: ## regenerate generated/ from openapi/orderhub.yaml
+generate: ## regenerate generated/ from openapi/orderhub.yaml: the Go code and the partner edition (generated/partner)
 	$(GO) generate ./generated/...
 
 .PHONY: check-generated
@@ -21,8 +21,8 @@ run: ## serve on :8080 with the in-memory store (ORDERHUB_* variables apply)
 	ORDERHUB_DEV=1 ORDERHUB_ADMIN_TOKEN="$${ORDERHUB_ADMIN_TOKEN:-dev-admin-token}" $(GO) run ./impl/cmd/orderhub
 
 .PHONY: docs
-docs: ## build the contract's reference page, .orderhub/docs/index.html (served at /docs)
-	scripts/build-docs.sh
+docs: ## build the partner edition and its reference page, generated/partner (embedded, served at /docs)
+	scripts/build-partner.sh
 
 .PHONY: tools
 tools: ## install what the checks need, when missing: redis-server, chromium, the npm tools, oasdiff, staticcheck
@@ -41,9 +41,8 @@ lint: ## gofmt, go vet, staticcheck, and the contract: Spectral, Redocly, oasdif
 	scripts/lint-spec.sh
 
 .PHONY: test
-test: ## everything: tools (installed if missing), generated code, lint, docs, go test -race
+test: ## everything: tools (installed if missing), generated code and partner edition, lint, go test -race
 	$(MAKE) --no-print-directory tools
-	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory check-generated
 	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 $(PKGS)

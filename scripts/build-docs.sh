@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# Builds the contract's reference page, .orderhub/docs/index.html: one HTML
-# file with Redoc's scripts and the contract inlined (--inlineBundle), so the
-# page loads nothing from elsewhere when it opens. orderhub serves it at /docs
-# (ORDERHUB_DOCS_FILE). Fails when the page names an external script, style,
-# font or image.
+# build-docs.sh SPEC OUT: builds the reference page of the OpenAPI document
+# SPEC into OUT, one HTML file with Redoc's scripts and the document inlined
+# (--inlineBundle), so the page loads nothing from elsewhere when it opens.
+# Fails when the page names an external script, style, font or image.
+# scripts/build-partner.sh calls it for the partner edition's page,
+# generated/partner/docs.html, which orderhub embeds and serves at /docs.
 set -euo pipefail
+if [ $# -ne 2 ]; then
+  echo "usage: $0 SPEC OUT" >&2
+  exit 2
+fi
+spec=$(realpath "$1")
+out=$(realpath -m "$2")
 cd "$(dirname "$0")/.."
 scripts/ensure-node-tools.sh
 source scripts/tools/env.sh
 root=$(pwd)
-out="$root/.orderhub/docs/index.html"
 mkdir -p "$(dirname "$out")"
-tmp=$(mktemp "$(dirname "$out")/.index.XXXXXX")
+tmp=$(mktemp "$(dirname "$out")/.docs.XXXXXX")
 log=$(mktemp)
 trap 'rm -f "$tmp" "$log"' EXIT
-if ! node_tool redocly build-docs "$root/openapi/orderhub.yaml" \
+if ! node_tool redocly build-docs "$spec" \
   --config "$root/openapi/redocly.yaml" --inlineBundle --output "$tmp" >"$log" 2>&1; then
   cat "$log" >&2
   exit 1
@@ -37,4 +43,4 @@ if [ -n "$external" ]; then
 fi
 chmod 0644 "$tmp"
 mv "$tmp" "$out"
-echo "build-docs: .orderhub/docs/index.html ($(($(wc -c <"$out") / 1024)) KiB)"
+echo "build-docs: $2 ($(($(wc -c <"$out") / 1024)) KiB)"

@@ -95,7 +95,9 @@ type ClientInterface interface {
 
 	// GetDocs This contract as a reference page
 	//
-	// A self-contained HTML reference of this contract; it loads nothing from elsewhere.
+	// A self-contained HTML reference of this document; it loads nothing
+	// from elsewhere. Sent gzip-compressed (`Content-Encoding: gzip`) to a
+	// caller that accepts it.
 	//
 	// Corresponds with GET /docs (the `GetDocs` operationId).
 	GetDocs(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -119,17 +121,35 @@ type ClientInterface interface {
 
 	// GetOpenAPIJSON This contract, as JSON
 	//
-	// The contract the running orderhub was built from, converted to JSON.
+	// This document, as the running orderhub was built with it, converted to JSON.
 	//
 	// Corresponds with GET /openapi.json (the `GetOpenAPIJSON` operationId).
 	GetOpenAPIJSON(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetOpenAPIYAML This contract, as YAML
 	//
-	// The contract the running orderhub was built from, byte for byte.
+	// This document, as the running orderhub was built with it, byte for
+	// byte: an OpenAPI 3.0 document in YAML, served as text.
 	//
 	// Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
 	GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetOpsOpenAPIJSON The full contract, as JSON
+	//
+	// The full edition of the contract (`/ops/openapi.yaml`), converted to JSON.
+	//
+	// Corresponds with GET /ops/openapi.json (the `GetOpsOpenAPIJSON` operationId).
+	GetOpsOpenAPIJSON(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetOpsOpenAPIYAML The full contract, as YAML
+	//
+	// The full edition of the contract, `openapi/orderhub.yaml` byte for
+	// byte (comments included): the partner APIs, this operator API and the
+	// health, readiness and metrics endpoints. `/openapi.yaml` serves the
+	// partner edition, built from it without them.
+	//
+	// Corresponds with GET /ops/openapi.yaml (the `GetOpsOpenAPIYAML` operationId).
+	GetOpsOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetOrder Read an order
 	//
@@ -172,6 +192,19 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /ops/trades/{tradeId}/deliveryAudits (the `ListDeliveryAudits` operationId).
 	ListDeliveryAudits(ctx context.Context, tradeID string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPublicKeys orderhub's public keys
+	//
+	// The public keys that verify orderhub's answers, by `keyVersion` (the
+	// `keyVersion` of an answer's `Signature` names the key that signed
+	// it): the current one, and the earlier ones the operator still lists,
+	// since a replayed notification keeps the signature it was first
+	// answered with. Each is base64 X.509 SubjectPublicKeyInfo DER without
+	// PEM armour, the form Ant's SDKs take. Not signed: fetch it over TLS
+	// from the address you were given, and pin it.
+	//
+	// Corresponds with GET /public-keys (the `GetPublicKeys` operationId).
+	GetPublicKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReadyz Readiness
 	//
@@ -370,7 +403,9 @@ type ClientInterface interface {
 
 // GetDocs This contract as a reference page
 //
-// A self-contained HTML reference of this contract; it loads nothing from elsewhere.
+// A self-contained HTML reference of this document; it loads nothing
+// from elsewhere. Sent gzip-compressed (`Content-Encoding: gzip`) to a
+// caller that accepts it.
 //
 // Corresponds with GET /docs (the `GetDocs` operationId).
 func (c *Client) GetDocs(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -424,7 +459,7 @@ func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) 
 
 // GetOpenAPIJSON This contract, as JSON
 //
-// The contract the running orderhub was built from, converted to JSON.
+// This document, as the running orderhub was built with it, converted to JSON.
 //
 // Corresponds with GET /openapi.json (the `GetOpenAPIJSON` operationId).
 func (c *Client) GetOpenAPIJSON(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -441,11 +476,49 @@ func (c *Client) GetOpenAPIJSON(ctx context.Context, reqEditors ...RequestEditor
 
 // GetOpenAPIYAML This contract, as YAML
 //
-// The contract the running orderhub was built from, byte for byte.
+// This document, as the running orderhub was built with it, byte for
+// byte: an OpenAPI 3.0 document in YAML, served as text.
 //
 // Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
 func (c *Client) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOpenAPIYAMLRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOpsOpenAPIJSON The full contract, as JSON
+//
+// The full edition of the contract (`/ops/openapi.yaml`), converted to JSON.
+//
+// Corresponds with GET /ops/openapi.json (the `GetOpsOpenAPIJSON` operationId).
+func (c *Client) GetOpsOpenAPIJSON(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOpsOpenAPIJSONRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOpsOpenAPIYAML The full contract, as YAML
+//
+// The full edition of the contract, `openapi/orderhub.yaml` byte for
+// byte (comments included): the partner APIs, this operator API and the
+// health, readiness and metrics endpoints. `/openapi.yaml` serves the
+// partner edition, built from it without them.
+//
+// Corresponds with GET /ops/openapi.yaml (the `GetOpsOpenAPIYAML` operationId).
+func (c *Client) GetOpsOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOpsOpenAPIYAMLRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -528,6 +601,29 @@ func (c *Client) PutOrder(ctx context.Context, requestOrderID string, body PutOr
 // Corresponds with GET /ops/trades/{tradeId}/deliveryAudits (the `ListDeliveryAudits` operationId).
 func (c *Client) ListDeliveryAudits(ctx context.Context, tradeID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListDeliveryAuditsRequest(c.Server, tradeID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPublicKeys orderhub's public keys
+//
+// The public keys that verify orderhub's answers, by `keyVersion` (the
+// `keyVersion` of an answer's `Signature` names the key that signed
+// it): the current one, and the earlier ones the operator still lists,
+// since a replayed notification keeps the signature it was first
+// answered with. Each is base64 X.509 SubjectPublicKeyInfo DER without
+// PEM armour, the form Ant's SDKs take. Not signed: fetch it over TLS
+// from the address you were given, and pin it.
+//
+// Corresponds with GET /public-keys (the `GetPublicKeys` operationId).
+func (c *Client) GetPublicKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPublicKeysRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -937,6 +1033,60 @@ func NewGetOpenAPIYAMLRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetOpsOpenAPIJSONRequest constructs an http.Request for the GetOpsOpenAPIJSON method
+func NewGetOpsOpenAPIJSONRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ops/openapi.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOpsOpenAPIYAMLRequest constructs an http.Request for the GetOpsOpenAPIYAML method
+func NewGetOpsOpenAPIYAMLRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ops/openapi.yaml")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetOrderRequest constructs an http.Request for the GetOrder method
 func NewGetOrderRequest(server string, requestOrderID string) (*http.Request, error) {
 	var err error
@@ -1035,6 +1185,33 @@ func NewListDeliveryAuditsRequest(server string, tradeID string) (*http.Request,
 	}
 
 	operationPath := fmt.Sprintf("/ops/trades/%s/deliveryAudits", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPublicKeysRequest constructs an http.Request for the GetPublicKeys method
+func NewGetPublicKeysRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/public-keys")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -1371,7 +1548,9 @@ type ClientWithResponsesInterface interface {
 
 	// GetDocsWithResponse This contract as a reference page
 	//
-	// A self-contained HTML reference of this contract; it loads nothing from elsewhere.
+	// A self-contained HTML reference of this document; it loads nothing
+	// from elsewhere. Sent gzip-compressed (`Content-Encoding: gzip`) to a
+	// caller that accepts it.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1401,7 +1580,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetOpenAPIJSONWithResponse This contract, as JSON
 	//
-	// The contract the running orderhub was built from, converted to JSON.
+	// This document, as the running orderhub was built with it, converted to JSON.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1410,12 +1589,34 @@ type ClientWithResponsesInterface interface {
 
 	// GetOpenAPIYAMLWithResponse This contract, as YAML
 	//
-	// The contract the running orderhub was built from, byte for byte.
+	// This document, as the running orderhub was built with it, byte for
+	// byte: an OpenAPI 3.0 document in YAML, served as text.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
 	GetOpenAPIYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPIYAMLHTTPResponse, error)
+
+	// GetOpsOpenAPIJSONWithResponse The full contract, as JSON
+	//
+	// The full edition of the contract (`/ops/openapi.yaml`), converted to JSON.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /ops/openapi.json (the `GetOpsOpenAPIJSON` operationId).
+	GetOpsOpenAPIJSONWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpsOpenAPIJSONHTTPResponse, error)
+
+	// GetOpsOpenAPIYAMLWithResponse The full contract, as YAML
+	//
+	// The full edition of the contract, `openapi/orderhub.yaml` byte for
+	// byte (comments included): the partner APIs, this operator API and the
+	// health, readiness and metrics endpoints. `/openapi.yaml` serves the
+	// partner edition, built from it without them.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /ops/openapi.yaml (the `GetOpsOpenAPIYAML` operationId).
+	GetOpsOpenAPIYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpsOpenAPIYAMLHTTPResponse, error)
 
 	// GetOrderWithResponse Read an order
 	//
@@ -1462,6 +1663,21 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /ops/trades/{tradeId}/deliveryAudits (the `ListDeliveryAudits` operationId).
 	ListDeliveryAuditsWithResponse(ctx context.Context, tradeID string, reqEditors ...RequestEditorFn) (*ListDeliveryAuditsHTTPResponse, error)
+
+	// GetPublicKeysWithResponse orderhub's public keys
+	//
+	// The public keys that verify orderhub's answers, by `keyVersion` (the
+	// `keyVersion` of an answer's `Signature` names the key that signed
+	// it): the current one, and the earlier ones the operator still lists,
+	// since a replayed notification keeps the signature it was first
+	// answered with. Each is base64 X.509 SubjectPublicKeyInfo DER without
+	// PEM armour, the form Ant's SDKs take. Not signed: fetch it over TLS
+	// from the address you were given, and pin it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /public-keys (the `GetPublicKeys` operationId).
+	GetPublicKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPublicKeysHTTPResponse, error)
 
 	// GetReadyzWithResponse Readiness
 	//
@@ -1807,11 +2023,11 @@ type GetOpenAPIYAMLHTTPResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// YAML200 the response for an HTTP 200 `application/yaml` response
-	YAML200 *map[string]interface{}
+	YAML200 *any
 }
 
 // GetYAML200 returns the response for an HTTP 200 `application/yaml` response
-func (r GetOpenAPIYAMLHTTPResponse) GetYAML200() *map[string]interface{} {
+func (r GetOpenAPIYAMLHTTPResponse) GetYAML200() *any {
 	return r.YAML200
 }
 
@@ -1838,6 +2054,102 @@ func (r GetOpenAPIYAMLHTTPResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOpenAPIYAMLHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetOpsOpenAPIJSONHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *map[string]interface{}
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OpsAccessDenied
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOpsOpenAPIJSONHTTPResponse) GetJSON200() *map[string]interface{} {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetOpsOpenAPIJSONHTTPResponse) GetJSON401() *OpsAccessDenied {
+	return r.JSON401
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOpsOpenAPIJSONHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOpsOpenAPIJSONHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOpsOpenAPIJSONHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOpsOpenAPIJSONHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetOpsOpenAPIYAMLHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// YAML200 the response for an HTTP 200 `application/yaml` response
+	YAML200 *any
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OpsAccessDenied
+}
+
+// GetYAML200 returns the response for an HTTP 200 `application/yaml` response
+func (r GetOpsOpenAPIYAMLHTTPResponse) GetYAML200() *any {
+	return r.YAML200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetOpsOpenAPIYAMLHTTPResponse) GetJSON401() *OpsAccessDenied {
+	return r.JSON401
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOpsOpenAPIYAMLHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOpsOpenAPIYAMLHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOpsOpenAPIYAMLHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOpsOpenAPIYAMLHTTPResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2052,6 +2364,47 @@ func (r ListDeliveryAuditsHTTPResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListDeliveryAuditsHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetPublicKeysHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PublicKeys
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPublicKeysHTTPResponse) GetJSON200() *PublicKeys {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPublicKeysHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPublicKeysHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPublicKeysHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPublicKeysHTTPResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2349,7 +2702,9 @@ func (r InquireOrderDetailHTTPResponse) ContentType() string {
 
 // GetDocsWithResponse This contract as a reference page
 //
-// A self-contained HTML reference of this contract; it loads nothing from elsewhere.
+// A self-contained HTML reference of this document; it loads nothing
+// from elsewhere. Sent gzip-compressed (`Content-Encoding: gzip`) to a
+// caller that accepts it.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2397,7 +2752,7 @@ func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, reqEdi
 
 // GetOpenAPIJSONWithResponse This contract, as JSON
 //
-// The contract the running orderhub was built from, converted to JSON.
+// This document, as the running orderhub was built with it, converted to JSON.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2412,7 +2767,8 @@ func (c *ClientWithResponses) GetOpenAPIJSONWithResponse(ctx context.Context, re
 
 // GetOpenAPIYAMLWithResponse This contract, as YAML
 //
-// The contract the running orderhub was built from, byte for byte.
+// This document, as the running orderhub was built with it, byte for
+// byte: an OpenAPI 3.0 document in YAML, served as text.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2423,6 +2779,39 @@ func (c *ClientWithResponses) GetOpenAPIYAMLWithResponse(ctx context.Context, re
 		return nil, err
 	}
 	return ParseGetOpenAPIYAMLHTTPResponse(rsp)
+}
+
+// GetOpsOpenAPIJSONWithResponse The full contract, as JSON
+//
+// The full edition of the contract (`/ops/openapi.yaml`), converted to JSON.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /ops/openapi.json (the `GetOpsOpenAPIJSON` operationId).
+func (c *ClientWithResponses) GetOpsOpenAPIJSONWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpsOpenAPIJSONHTTPResponse, error) {
+	rsp, err := c.GetOpsOpenAPIJSON(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOpsOpenAPIJSONHTTPResponse(rsp)
+}
+
+// GetOpsOpenAPIYAMLWithResponse The full contract, as YAML
+//
+// The full edition of the contract, `openapi/orderhub.yaml` byte for
+// byte (comments included): the partner APIs, this operator API and the
+// health, readiness and metrics endpoints. `/openapi.yaml` serves the
+// partner edition, built from it without them.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /ops/openapi.yaml (the `GetOpsOpenAPIYAML` operationId).
+func (c *ClientWithResponses) GetOpsOpenAPIYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpsOpenAPIYAMLHTTPResponse, error) {
+	rsp, err := c.GetOpsOpenAPIYAML(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOpsOpenAPIYAMLHTTPResponse(rsp)
 }
 
 // GetOrderWithResponse Read an order
@@ -2493,6 +2882,27 @@ func (c *ClientWithResponses) ListDeliveryAuditsWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseListDeliveryAuditsHTTPResponse(rsp)
+}
+
+// GetPublicKeysWithResponse orderhub's public keys
+//
+// The public keys that verify orderhub's answers, by `keyVersion` (the
+// `keyVersion` of an answer's `Signature` names the key that signed
+// it): the current one, and the earlier ones the operator still lists,
+// since a replayed notification keeps the signature it was first
+// answered with. Each is base64 X.509 SubjectPublicKeyInfo DER without
+// PEM armour, the form Ant's SDKs take. Not signed: fetch it over TLS
+// from the address you were given, and pin it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /public-keys (the `GetPublicKeys` operationId).
+func (c *ClientWithResponses) GetPublicKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPublicKeysHTTPResponse, error) {
+	rsp, err := c.GetPublicKeys(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPublicKeysHTTPResponse(rsp)
 }
 
 // GetReadyzWithResponse Readiness
@@ -2822,11 +3232,77 @@ func ParseGetOpenAPIYAMLHTTPResponse(rsp *http.Response) (*GetOpenAPIYAMLHTTPRes
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "yaml") && rsp.StatusCode == 200:
-		var dest map[string]interface{}
+		var dest any
 		if err := yaml.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.YAML200 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetOpsOpenAPIJSONHTTPResponse parses an HTTP response from a GetOpsOpenAPIJSONWithResponse call
+func ParseGetOpsOpenAPIJSONHTTPResponse(rsp *http.Response) (*GetOpsOpenAPIJSONHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOpsOpenAPIJSONHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OpsAccessDenied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetOpsOpenAPIYAMLHTTPResponse parses an HTTP response from a GetOpsOpenAPIYAMLWithResponse call
+func ParseGetOpsOpenAPIYAMLHTTPResponse(rsp *http.Response) (*GetOpsOpenAPIYAMLHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOpsOpenAPIYAMLHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "yaml") && rsp.StatusCode == 200:
+		var dest any
+		if err := yaml.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.YAML200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OpsAccessDenied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
 
 	}
 
@@ -2996,6 +3472,32 @@ func ParseListDeliveryAuditsHTTPResponse(rsp *http.Response) (*ListDeliveryAudit
 			return nil, err
 		}
 		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetPublicKeysHTTPResponse parses an HTTP response from a GetPublicKeysWithResponse call
+func ParseGetPublicKeysHTTPResponse(rsp *http.Response) (*GetPublicKeysHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPublicKeysHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PublicKeys
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	}
 

@@ -218,6 +218,23 @@ type Order struct {
 // | `ORDER_FAIL` | yes | system issue or fulfilment failure |
 type OrderStatus string
 
+// PublicKey defines model for PublicKey.
+type PublicKey struct {
+	// Current Whether orderhub signs new answers with it; earlier keys verify replays of answers they signed.
+	Current bool `json:"current"`
+
+	// KeyVersion The `keyVersion` of the answers this key signs.
+	KeyVersion int `json:"keyVersion"`
+
+	// PublicKey Base64 X.509 SubjectPublicKeyInfo DER, without PEM armour.
+	PublicKey string `json:"publicKey"`
+}
+
+// PublicKeys defines model for PublicKeys.
+type PublicKeys struct {
+	Keys []PublicKey `json:"keys"`
+}
+
 // PutOrderRequest defines model for PutOrderRequest.
 type PutOrderRequest struct {
 	// ExtendInfo Free-form extra information about the order, at most 2048 characters serialised as JSON.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 // TestEveryPartnerAnswerIsSigned sends a signed request and answers of
@@ -111,5 +112,45 @@ func TestAnswersSurviveReserialising(t *testing.T) {
 		if got := bytes.TrimSuffix(again.Bytes(), []byte("\n")); !bytes.Equal(got, rec.Body.Bytes()) {
 			t.Errorf("re-serialised:\n got %s\nwant %s", got, rec.Body)
 		}
+	}
+}
+
+// TestPublicKeys: /public-keys publishes the current key and the earlier
+// ones, newest first, in the form Ant's SDKs take (base64 X.509 DER), and
+// the current one verifies the answers.
+func TestPublicKeys(t *testing.T) {
+	earlier := testkit.Key(t, 2)
+	h := newTestServiceOn(t, store.NewMemory(nil), func(c *Config) {
+		c.SigningKeyVersion = 3
+		c.EarlierKeys = map[int]*rsa.PublicKey{2: &earlier.PublicKey}
+	})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/public-keys", nil))
+	var doc struct {
+		Keys []struct {
+			KeyVersion int
+			Current    bool
+			PublicKey  string
+		}
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || rec.Code != http.StatusOK || len(doc.Keys) != 2 {
+		t.Fatalf("HTTP %d %s (%v)", rec.Code, rec.Body, err)
+	}
+	for i, want := range []struct {
+		version int
+		current bool
+		key     *rsa.PublicKey
+	}{{3, true, h.pub}, {2, false, &earlier.PublicKey}} {
+		got := doc.Keys[i]
+		if strings.Contains(got.PublicKey, "-----") {
+			t.Errorf("key %d is PEM: the SDKs take bare base64 DER", i)
+		}
+		k, err := signature.ParsePublicKey([]byte(got.PublicKey))
+		if err != nil || got.KeyVersion != want.version || got.Current != want.current || !k.Equal(want.key) {
+			t.Errorf("key %d: version %d current %v, equal %v (%v); want version %d current %v", i, got.KeyVersion, got.Current, err == nil && k.Equal(want.key), err, want.version, want.current)
+		}
+	}
+	if rec.Header().Get("Signature") != "" {
+		t.Error("/public-keys is signed: a key cannot vouch for itself")
 	}
 }

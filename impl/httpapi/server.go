@@ -34,6 +34,10 @@ type Config struct {
 	// SigningKeyVersion (default 1).
 	SigningKey        *rsa.PrivateKey
 	SigningKeyVersion int
+	// EarlierKeys are orderhub's earlier public keys by version, published
+	// at /public-keys beside the current one: replays keep the signature
+	// they were first made with.
+	EarlierKeys map[int]*rsa.PublicKey
 	// TimeWindow is how far Request-Time may be from the server clock
 	// (default 5 minutes); older or newer requests are refused.
 	TimeWindow time.Duration
@@ -55,8 +59,8 @@ type Config struct {
 	// Metrics is the registry /metrics serves; orderhub registers its
 	// series there (nil: a registry of its own).
 	Metrics *prometheus.Registry
-	// Docs is the HTML reference page served at /docs (nil: 404, the page
-	// was not built).
+	// Docs is the HTML reference page served at /docs (nil: the partner
+	// edition's page embedded in the binary, generated/partner).
 	Docs []byte
 	// RateLimit limits the partner API calls of each Client-Id and of all
 	// together (nil: no limit).
@@ -114,6 +118,9 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 	}
 	if cfg.SignedRefusals <= 0 {
 		cfg.SignedRefusals = DefaultSignedRefusals
+	}
+	if _, ok := cfg.EarlierKeys[cfg.SigningKeyVersion]; ok {
+		return nil, &ConfigError{"EarlierKeys", fmt.Sprintf("version %d is the current signing key's", cfg.SigningKeyVersion)}
 	}
 	if cfg.Lease <= cfg.RequestTimeout {
 		return nil, &ConfigError{"Lease", fmt.Sprintf("%s must be longer than the request timeout (%s), or a slow request's requestId could be taken over while it runs", cfg.Lease, cfg.RequestTimeout)}
@@ -175,6 +182,9 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 	}}
 	server.RegisterHandlers(e, server.NewStrictHandler(h, nil))
 	if err := serviceEndpoints(e, st, m, cfg.Docs); err != nil {
+		return nil, err
+	}
+	if err := publicKeys(e, &cfg.SigningKey.PublicKey, cfg.SigningKeyVersion, cfg.EarlierKeys); err != nil {
 		return nil, err
 	}
 	return e, nil

@@ -13,15 +13,14 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/orderhub/orderhub/impl/store"
-	"github.com/orderhub/orderhub/openapi"
 )
 
 // serviceEndpoints serves the contract's "service" operations: liveness,
-// readiness, metrics, and the contract itself (YAML, JSON, HTML).
+// readiness, metrics, and the contract itself (YAML, JSON, HTML: the partner
+// edition; the full one under /ops/, editions.go).
 func serviceEndpoints(e *echo.Echo, st store.Store, m *metrics, docs []byte) error {
-	asJSON, err := yamlToJSON(openapi.Spec)
-	if err != nil {
-		return fmt.Errorf("httpapi: the embedded contract as JSON: %w", err)
+	if err := editionEndpoints(e, docs); err != nil {
+		return err
 	}
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	pinger, err := storeNodes(st, m)
@@ -55,18 +54,6 @@ func serviceEndpoints(e *echo.Echo, st store.Store, m *metrics, docs []byte) err
 		return c.String(http.StatusOK, "ready\n")
 	})
 	e.GET("/metrics", echo.WrapHandler(m.handler()))
-	e.GET("/openapi.yaml", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/yaml", openapi.Spec)
-	})
-	e.GET("/openapi.json", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, asJSON)
-	})
-	e.GET("/docs", func(c echo.Context) error {
-		if docs == nil {
-			return c.String(http.StatusNotFound, "reference page not built; run make docs\n")
-		}
-		return c.HTMLBlob(http.StatusOK, docs)
-	})
 	return nil
 }
 

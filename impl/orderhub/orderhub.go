@@ -31,6 +31,9 @@ type Config struct {
 	// SigningKeyVersion (0: 1).
 	SigningKey        *rsa.PrivateKey
 	SigningKeyVersion int
+	// EarlierKeys are orderhub's earlier public keys by version, published
+	// with the current one for replays signed before a rotation.
+	EarlierKeys map[int]*rsa.PublicKey
 	// AdminToken guards the operator API; empty turns it off.
 	AdminToken string
 	// Limits of the partner calls; the zero value is none.
@@ -44,7 +47,8 @@ type Config struct {
 
 	// Logger receives the request log (nil: discarded).
 	Logger *slog.Logger
-	// Docs is the reference page served at /docs (nil: 404).
+	// Docs is the reference page served at /docs (nil: the partner
+	// edition's, embedded).
 	Docs []byte
 }
 
@@ -85,6 +89,7 @@ func Open(cfg Config) (*Service, error) {
 		Clients:           callers,
 		SigningKey:        cfg.SigningKey,
 		SigningKeyVersion: cfg.SigningKeyVersion,
+		EarlierKeys:       cfg.EarlierKeys,
 		TimeWindow:        cfg.TimeWindow,
 		AdminToken:        cfg.AdminToken,
 		Lease:             cfg.Lease,

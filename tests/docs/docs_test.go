@@ -1,8 +1,9 @@
 // Package docs checks the contract's reference page as a reader sees it:
-// orderhub serves the page built by `make docs` at /docs, headless Chromium
-// opens it with every address but the loopback one out of reach, and the
-// partner operations and their result-code tables must render from the page
-// alone.
+// orderhub serves the partner edition's page embedded in the binary
+// (generated/partner/docs.html, built by make generate or make docs; make
+// check-generated keeps it fresh) at /docs, headless Chromium opens it with
+// every address but the loopback one out of reach, and the partner
+// operations and their result-code tables must render from the page alone.
 package docs
 
 import (
@@ -20,24 +21,26 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/orderhub/orderhub/generated/partner"
 	"github.com/orderhub/orderhub/impl/httpapi"
 	"github.com/orderhub/orderhub/impl/store"
-	"github.com/orderhub/orderhub/openapi"
 	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 const (
-	// pageFile is what `make docs` (scripts/build-docs.sh) writes, relative
-	// to this package's folder.
-	pageFile = "../../.orderhub/docs/index.html"
 	// screenshotFile is kept as the test's artefact (git-ignored).
 	screenshotFile = "../artifacts/docs.png"
 )
 
 func TestReferencePageRendersOffline(t *testing.T) {
-	page := readPage(t)
+	page := partner.Docs
 	ops := partnerOperations(t)
-	srv := startOrderhub(t, page)
+	srv := startOrderhub(t, nil) // the embedded page, by default
+	for _, internal := range []string{"/ops/", "adminToken", "/healthz"} {
+		if strings.Contains(string(page), internal) {
+			t.Errorf("the partner edition's page names %q", internal)
+		}
+	}
 
 	// orderhub serves the page as built.
 	res, err := http.Get(srv.URL + "/docs")
@@ -50,7 +53,7 @@ func TestReferencePageRendersOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") || string(body) != string(page) {
-		t.Fatalf("GET /docs: %d %q, %d bytes; want 200 text/html with the %d bytes of %s", res.StatusCode, res.Header.Get("Content-Type"), len(body), len(page), pageFile)
+		t.Fatalf("GET /docs: %d %q, %d bytes; want 200 text/html with the %d bytes of generated/partner/docs.html", res.StatusCode, res.Header.Get("Content-Type"), len(body), len(page))
 	}
 
 	b := startBrowser(t)
@@ -104,33 +107,6 @@ func TestReferencePageRendersOffline(t *testing.T) {
 	}
 }
 
-// pageInputs are what the page is built from, relative to this folder.
-var pageInputs = []string{"../../openapi/orderhub.yaml", "../../openapi/redocly.yaml", "../../openapi/redoc.hbs"}
-
-// readPage reads the page `make docs` built, refusing one older than what
-// it is built from: its tables would not be the contract's.
-func readPage(t *testing.T) []byte {
-	t.Helper()
-	info, err := os.Stat(pageFile)
-	if err != nil {
-		t.Fatalf("the reference page is missing (%v): run make docs", err)
-	}
-	for _, in := range pageInputs {
-		src, err := os.Stat(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if src.ModTime().After(info.ModTime()) {
-			t.Fatalf("%s is older than %s: run make docs", pageFile, in)
-		}
-	}
-	page, err := os.ReadFile(pageFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return page
-}
-
 // partnerOp is a partner operation as the contract describes it.
 type partnerOp struct {
 	id, tag, summary string
@@ -138,11 +114,12 @@ type partnerOp struct {
 }
 
 // partnerOperations reads the partner operations (tagged neither
-// "operations" nor "service", as orderhub sorts them) from the embedded
-// contract, with the result codes their descriptions list.
+// "operations" nor "service", as orderhub sorts them) from the partner
+// edition the page is built from, with the result codes their descriptions
+// list.
 func partnerOperations(t *testing.T) []partnerOp {
 	t.Helper()
-	doc, err := openapi3.NewLoader().LoadFromData(openapi.Spec)
+	doc, err := openapi3.NewLoader().LoadFromData(partner.Spec)
 	if err != nil {
 		t.Fatalf("loading the contract: %v", err)
 	}
@@ -207,7 +184,7 @@ func resultCodes(description string) []string {
 }
 
 // startOrderhub serves orderhub with the in-memory store and page as its
-// reference page.
+// reference page (nil: the embedded one).
 func startOrderhub(t *testing.T, page []byte) *httptest.Server {
 	t.Helper()
 	// One registered caller: the registry refuses to be empty. Nobody calls.

@@ -26,15 +26,18 @@ type config struct {
 	ShutdownTimeout   time.Duration
 	MaxBodyBytes      int64
 	LogLevel          slog.Level
-	// DocsFile is the HTML reference page served at /docs (make docs);
-	// docsFileSet says it was named explicitly, so it must exist.
-	DocsFile    string
-	docsFileSet bool
+	// DocsFile is an HTML reference page served at /docs instead of the
+	// partner edition's page embedded in the binary (empty: that one).
+	DocsFile string
 
 	ClientsFile       string // ORDERHUB_CLIENTS
 	SigningKeyFile    string // ORDERHUB_SIGNING_KEY
 	SigningKeyVersion int
-	TimeWindow        time.Duration
+	// EarlierKeyFiles are the public key files of orderhub's earlier key
+	// versions, published at /public-keys (ORDERHUB_SIGNING_KEY_EARLIER,
+	// "1=/path/v1.pub,2=/path/v2.pub").
+	EarlierKeyFiles map[int]string
+	TimeWindow      time.Duration
 	// Dev generates a development key pair and client when ClientsFile and
 	// SigningKeyFile are both unset (make run); DevDir holds them.
 	Dev    bool
@@ -44,9 +47,6 @@ type config struct {
 	RateLimitPerClient ratelimit.Limit // ORDERHUB_RATE_LIMIT_PER_CLIENT
 	RateLimitGlobal    ratelimit.Limit // ORDERHUB_RATE_LIMIT_GLOBAL
 }
-
-// defaultDocsFile is where make docs writes the reference page.
-const defaultDocsFile = ".orderhub/docs/index.html"
 
 // minRetention covers WorldTrade's 7 retries over 24 h 22 min, with margin.
 const minRetention = 25 * time.Hour
@@ -64,8 +64,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ClientsFile:    getenv("ORDERHUB_CLIENTS"),
 		SigningKeyFile: getenv("ORDERHUB_SIGNING_KEY"),
 		DevDir:         or(getenv("ORDERHUB_DEV_DIR"), ".orderhub/dev"),
-		DocsFile:       or(getenv("ORDERHUB_DOCS_FILE"), defaultDocsFile),
-		docsFileSet:    getenv("ORDERHUB_DOCS_FILE") != "",
+		DocsFile:       getenv("ORDERHUB_DOCS_FILE"),
 	}
 	var errs []string
 	dur := func(name string, def time.Duration) time.Duration {
@@ -115,6 +114,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 			c.SigningKeyVersion = n
 		}
 	}
+	if v := getenv("ORDERHUB_SIGNING_KEY_EARLIER"); v != "" {
+		c.EarlierKeyFiles = map[int]string{}
+		for _, pair := range strings.Split(v, ",") {
+			version, file, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			n, err := strconv.Atoi(version)
+			if !ok || err != nil || n < 1 || file == "" || c.EarlierKeyFiles[n] != "" {
+				errs = append(errs, fmt.Sprintf("ORDERHUB_SIGNING_KEY_EARLIER=%q: want VERSION=FILE pairs, each version once, such as 1=/etc/orderhub/v1.pub", v))
+				break
+			}
+			c.EarlierKeyFiles[n] = file
+		}
+	}
 	switch v := getenv("ORDERHUB_DEV"); v {
 	case "", "0", "false":
 	case "1", "true":
@@ -162,6 +173,8 @@ func variable(field string) string {
 		return "ORDERHUB_CLIENTS"
 	case "RedisURL":
 		return "ORDERHUB_REDIS_URL"
+	case "EarlierKeys":
+		return "ORDERHUB_SIGNING_KEY_EARLIER"
 	}
 	return field
 }

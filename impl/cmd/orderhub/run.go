@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,18 +40,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	docs, err := readDocs(cfg)
+	earlier, err := readEarlierKeys(cfg.EarlierKeyFiles)
 	if err != nil {
 		return err
 	}
-	if docs == nil {
-		fmt.Fprintf(stdout, "docs: %s not built (make docs); /docs answers 404\n", cfg.DocsFile)
+	docs, err := readDocs(cfg)
+	if err != nil {
+		return err
 	}
 	svc, err := orderhub.Open(orderhub.Config{
 		RedisURL:          cfg.RedisURL,
 		ClientsFile:       cfg.ClientsFile,
 		SigningKey:        signingKey,
 		SigningKeyVersion: cfg.SigningKeyVersion,
+		EarlierKeys:       earlier,
 		AdminToken:        cfg.AdminToken,
 		Limits:            cfg.Limits(),
 		TimeWindow:        cfg.TimeWindow,
@@ -162,16 +163,32 @@ func readSigningKey(file string) (*rsa.PrivateKey, error) {
 	return key, nil
 }
 
-// readDocs reads the reference page. Missing is fine at the default place
-// (it is built by make docs), not when ORDERHUB_DOCS_FILE names it.
+// readEarlierKeys reads the public keys of orderhub's earlier versions
+// (PEM or base64 X.509 DER; a private key file is refused: publish only
+// public halves).
+func readEarlierKeys(files map[int]string) (map[int]*rsa.PublicKey, error) {
+	keys := make(map[int]*rsa.PublicKey, len(files))
+	for v, file := range files {
+		text, err := os.ReadFile(file)
+		if err != nil {
+			return nil, &configError{fmt.Sprintf("ORDERHUB_SIGNING_KEY_EARLIER: %v", err)}
+		}
+		if keys[v], err = signature.ParsePublicKey(text); err != nil {
+			return nil, &configError{fmt.Sprintf("ORDERHUB_SIGNING_KEY_EARLIER version %d, %s: %v", v, file, err)}
+		}
+	}
+	return keys, nil
+}
+
+// readDocs reads the reference page ORDERHUB_DOCS_FILE names; nil without
+// one (the embedded page is served). A named file must exist.
 func readDocs(cfg config) ([]byte, error) {
-	page, err := os.ReadFile(cfg.DocsFile)
-	switch {
-	case err == nil:
-		return page, nil
-	case errors.Is(err, fs.ErrNotExist) && !cfg.docsFileSet:
+	if cfg.DocsFile == "" {
 		return nil, nil
-	default:
+	}
+	page, err := os.ReadFile(cfg.DocsFile)
+	if err != nil {
 		return nil, &configError{fmt.Sprintf("ORDERHUB_DOCS_FILE: %v", err)}
 	}
+	return page, nil
 }

@@ -61,6 +61,8 @@ func TestLoadConfigRefusesBadValues(t *testing.T) {
 		{"log level", dev(map[string]string{"ORDERHUB_LOG_LEVEL": "loud"}), "ORDERHUB_LOG_LEVEL"},
 		{"key version", dev(map[string]string{"ORDERHUB_SIGNING_KEY_VERSION": "0"}), "ORDERHUB_SIGNING_KEY_VERSION"},
 		{"time window", dev(map[string]string{"ORDERHUB_REQUEST_TIME_WINDOW": "soon"}), "ORDERHUB_REQUEST_TIME_WINDOW"},
+		{"earlier key without a version", dev(map[string]string{"ORDERHUB_SIGNING_KEY_EARLIER": "v1.pub"}), "ORDERHUB_SIGNING_KEY_EARLIER"},
+		{"earlier key version twice", dev(map[string]string{"ORDERHUB_SIGNING_KEY_EARLIER": "1=a.pub,1=b.pub"}), "ORDERHUB_SIGNING_KEY_EARLIER"},
 		{"dev flag", map[string]string{"ORDERHUB_DEV": "yes"}, "ORDERHUB_DEV"},
 		{"no keys outside development", map[string]string{}, "ORDERHUB_SIGNING_KEY"},
 		{"no clients file", map[string]string{"ORDERHUB_SIGNING_KEY": "key.pem"}, "ORDERHUB_CLIENTS"},
