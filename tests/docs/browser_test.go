@@ -250,6 +250,42 @@ func (b *browser) screenshotOfTable(codes []string) ([]byte, error) {
 	return shot, err
 }
 
+// layoutProblemsJS is a function expression: what a reader would find hard
+// to read around the table of the given codes, as sentences (none: []). A
+// result code broken over two lines; an example block whose text runs out
+// of its box; a table squeezed into less than half the window.
+const layoutProblemsJS = `(codes) => {
+	const t = (` + findTableJS + `)(codes);
+	if (!t) return ["the table of codes is not rendered"];
+	const out = [];
+	for (const c of t.querySelectorAll("tbody tr td:first-child code")) {
+		if (c.getClientRects().length > 1) out.push("the code " + c.innerText + " wraps inside the word");
+	}
+	for (const pre of document.querySelectorAll("#redoc pre")) {
+		if (pre.offsetParent === null) continue;
+		// Its own text, or a line inside it, wider than the box shows.
+		const widest = Math.max(pre.scrollWidth, ...[...pre.querySelectorAll("*")].map(e => e.scrollWidth));
+		if (widest > pre.clientWidth + 1) {
+			out.push("an example block overflows its box by " + (widest - pre.clientWidth) + " px: " + pre.innerText.slice(0, 60));
+		}
+	}
+	const w = t.getBoundingClientRect().width;
+	if (w < window.innerWidth / 2) out.push("the table is " + Math.round(w) + " px wide in a " + window.innerWidth + " px window");
+	return out;
+}`
+
+// layoutProblems sizes the window to width, waits for the table of codes,
+// and returns what a reader would find hard to read there.
+func (b *browser) layoutProblems(width int64, codes []string) ([]string, error) {
+	var problems []string
+	err := run(b.ctx,
+		chromedp.EmulateViewport(width, 1200),
+		waitResultTable(codes),
+		chromedp.Evaluate(fmt.Sprintf(`(%s)(%s)`, layoutProblemsJS, jsValue(codes)), &problems),
+	)
+	return problems, err
+}
+
 func jsValue(v any) string {
 	out, err := json.Marshal(v)
 	if err != nil {

@@ -79,6 +79,14 @@ func TestReferencePageRendersOffline(t *testing.T) {
 		if v, err := b.violations(); err != nil || len(v) > 0 {
 			t.Errorf("%s: the page broke its own Content-Security-Policy: %q %v", op.id, v, err)
 		}
+		// Readable on a laptop and on a wide screen: codes whole, examples
+		// inside their boxes, the text given the room.
+		for _, width := range []int64{1280, 1920} {
+			problems, err := b.layoutProblems(width, op.codes)
+			if err != nil || len(problems) > 0 {
+				t.Errorf("%s at %d px: %q %v", op.id, width, problems, err)
+			}
+		}
 		if i == 0 {
 			shot, err := b.screenshotOfTable(op.codes)
 			if err != nil {
