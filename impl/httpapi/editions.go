@@ -35,10 +35,7 @@ func editionEndpoints(e *echo.Echo, docs []byte) error {
 	if err != nil {
 		return fmt.Errorf("httpapi: the contract as JSON: %w", err)
 	}
-	page, err := newDocsPage(docs)
-	if err != nil {
-		return err
-	}
+	page := newDocsPage(docs)
 	yamlBlob := func(doc []byte) echo.HandlerFunc {
 		return func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", doc) }
 	}
@@ -54,31 +51,21 @@ func editionEndpoints(e *echo.Echo, docs []byte) error {
 }
 
 // docsPage is the reference page, plain and gzip-compressed (about 2.6 MB
-// and 0.7 MB for the embedded one).
+// and 0.7 MB for the embedded one). It is compressed on the first request
+// that accepts gzip, not when the handler is built: most handlers (tests)
+// never serve it.
 type docsPage struct {
-	plain, gzipped []byte
+	plain []byte
+	once  sync.Once
+	gz    []byte // nil when compressing failed: the plain page is served
 }
 
-// embeddedGzip compresses the embedded page once per process: every
-// handler New builds without an override shares it.
-var embeddedGzip = sync.OnceValues(func() ([]byte, error) { return gzipped(partner.Docs) })
-
 // newDocsPage prepares page (nil: the partner edition's embedded page).
-func newDocsPage(page []byte) (*docsPage, error) {
-	var (
-		z   []byte
-		err error
-	)
+func newDocsPage(page []byte) *docsPage {
 	if page == nil {
 		page = partner.Docs
-		z, err = embeddedGzip()
-	} else {
-		z, err = gzipped(page)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("httpapi: compressing the reference page: %w", err)
-	}
-	return &docsPage{plain: page, gzipped: z}, nil
+	return &docsPage{plain: page}
 }
 
 func (p *docsPage) serve(c echo.Context) error {
@@ -86,8 +73,11 @@ func (p *docsPage) serve(c echo.Context) error {
 	h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
 	body := p.plain
 	if acceptsGzip(c.Request().Header.Values(echo.HeaderAcceptEncoding)) {
-		h.Set(echo.HeaderContentEncoding, "gzip")
-		body = p.gzipped
+		p.once.Do(func() { p.gz, _ = gzipped(p.plain) })
+		if p.gz != nil {
+			h.Set(echo.HeaderContentEncoding, "gzip")
+			body = p.gz
+		}
 	}
 	h.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
 	return c.Blob(http.StatusOK, echo.MIMETextHTMLCharsetUTF8, body)
