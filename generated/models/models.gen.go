@@ -275,15 +275,6 @@ type Result struct {
 // ResultStatus `S` success, `F` failure (final), `U` unknown (retry).
 type ResultStatus string
 
-// ClientID defines model for ClientId.
-type ClientID = string
-
-// RequestTime defines model for RequestTime.
-type RequestTime = string
-
-// Signature defines model for Signature.
-type Signature = string
-
 // XRequestID defines model for XRequestId.
 type XRequestID = string
 
@@ -310,21 +301,6 @@ type RequestTimeout = ErrorResponse
 
 // NotifyDeliveryAuditResultParams defines parameters for NotifyDeliveryAuditResult.
 type NotifyDeliveryAuditResultParams struct {
-	// ClientID Identifies the caller and selects the caller's public key.
-	ClientID ClientID `json:"Client-Id"`
-
-	// RequestTime When the request was sent: ISO 8601 with offset
-	// (`2019-04-04T12:08:56+05:30`) or epoch milliseconds
-	// (`1700000000000`). Signed exactly as sent.
-	RequestTime RequestTime `json:"Request-Time"`
-
-	// Signature `algorithm=RSA256, keyVersion=1, signature=<value>`: comma-separated
-	// pairs (spaces after the commas optional; `keyVersion` defaults to the
-	// latest key). The value is the base64 RSASSA-PKCS1-v1_5 SHA-256
-	// signature of `POST <path>\n<Client-Id>.<Request-Time>.<body>`,
-	// URL-escaped.
-	Signature Signature `json:"Signature"`
-
 	// XRequestID The caller's id for this request, for tracing; echoed in the response
 	// and named in orderhub's logs. Without one, or with one that is not
 	// 1 to 128 visible ASCII characters, orderhub makes one; one longer
@@ -334,21 +310,6 @@ type NotifyDeliveryAuditResultParams struct {
 
 // NotifyOrderCompletionParams defines parameters for NotifyOrderCompletion.
 type NotifyOrderCompletionParams struct {
-	// ClientID Identifies the caller and selects the caller's public key.
-	ClientID ClientID `json:"Client-Id"`
-
-	// RequestTime When the request was sent: ISO 8601 with offset
-	// (`2019-04-04T12:08:56+05:30`) or epoch milliseconds
-	// (`1700000000000`). Signed exactly as sent.
-	RequestTime RequestTime `json:"Request-Time"`
-
-	// Signature `algorithm=RSA256, keyVersion=1, signature=<value>`: comma-separated
-	// pairs (spaces after the commas optional; `keyVersion` defaults to the
-	// latest key). The value is the base64 RSASSA-PKCS1-v1_5 SHA-256
-	// signature of `POST <path>\n<Client-Id>.<Request-Time>.<body>`,
-	// URL-escaped.
-	Signature Signature `json:"Signature"`
-
 	// XRequestID The caller's id for this request, for tracing; echoed in the response
 	// and named in orderhub's logs. Without one, or with one that is not
 	// 1 to 128 visible ASCII characters, orderhub makes one; one longer
@@ -358,21 +319,6 @@ type NotifyOrderCompletionParams struct {
 
 // InquireOrderDetailParams defines parameters for InquireOrderDetail.
 type InquireOrderDetailParams struct {
-	// ClientID Identifies the caller and selects the caller's public key.
-	ClientID ClientID `json:"Client-Id"`
-
-	// RequestTime When the request was sent: ISO 8601 with offset
-	// (`2019-04-04T12:08:56+05:30`) or epoch milliseconds
-	// (`1700000000000`). Signed exactly as sent.
-	RequestTime RequestTime `json:"Request-Time"`
-
-	// Signature `algorithm=RSA256, keyVersion=1, signature=<value>`: comma-separated
-	// pairs (spaces after the commas optional; `keyVersion` defaults to the
-	// latest key). The value is the base64 RSASSA-PKCS1-v1_5 SHA-256
-	// signature of `POST <path>\n<Client-Id>.<Request-Time>.<body>`,
-	// URL-escaped.
-	Signature Signature `json:"Signature"`
-
 	// XRequestID The caller's id for this request, for tracing; echoed in the response
 	// and named in orderhub's logs. Without one, or with one that is not
 	// 1 to 128 visible ASCII characters, orderhub makes one; one longer

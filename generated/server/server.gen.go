@@ -98,57 +98,6 @@ func (w *ServerInterfaceWrapper) NotifyDeliveryAuditResult(ctx echo.Context) err
 	var params NotifyDeliveryAuditResultParams
 
 	headers := ctx.Request().Header
-	// ------------- Required header parameter "Client-Id" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("Client-Id")]; found {
-		var ClientID ClientID
-		n := len(valueList)
-		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Client-Id, got %d", n))
-		}
-
-		err = runtime.BindStyledParameterWithOptions("simple", "Client-Id", valueList[0], &ClientID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
-		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Client-Id: %s", err))
-		}
-
-		params.ClientID = ClientID
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Client-Id is required, but not found"))
-	}
-	// ------------- Required header parameter "Request-Time" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("Request-Time")]; found {
-		var RequestTime RequestTime
-		n := len(valueList)
-		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Request-Time, got %d", n))
-		}
-
-		err = runtime.BindStyledParameterWithOptions("simple", "Request-Time", valueList[0], &RequestTime, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
-		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Request-Time: %s", err))
-		}
-
-		params.RequestTime = RequestTime
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Request-Time is required, but not found"))
-	}
-	// ------------- Required header parameter "Signature" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("Signature")]; found {
-		var Signature Signature
-		n := len(valueList)
-		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Signature, got %d", n))
-		}
-
-		err = runtime.BindStyledParameterWithOptions("simple", "Signature", valueList[0], &Signature, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
-		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Signature: %s", err))
-		}
-
-		params.Signature = Signature
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Signature is required, but not found"))
-	}
 	// ------------- Optional header parameter "X-Request-Id" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("X-Request-Id")]; found {
 		var XRequestID XRequestID
@@ -178,57 +127,6 @@ func (w *ServerInterfaceWrapper) NotifyOrderCompletion(ctx echo.Context) error {
 	var params NotifyOrderCompletionParams
 
 	headers := ctx.Request().Header
-	// ------------- Required header parameter "Client-Id" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("Client-Id")]; found {
-		var ClientID ClientID
-		n := len(valueList)
-		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Client-Id, got %d", n))
-		}
-
-		err = runtime.BindStyledParameterWithOptions("simple", "Client-Id", valueList[0], &ClientID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
-		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Client-Id: %s", err))
-		}
-
-		params.ClientID = ClientID
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Client-Id is required, but not found"))
-	}
-	// ------------- Required header parameter "Request-Time" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("Request-Time")]; found {
-		var RequestTime RequestTime
-		n := len(valueList)
-		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Request-Time, got %d", n))
-		}
-
-		err = runtime.BindStyledParameterWithOptions("simple", "Request-Time", valueList[0], &RequestTime, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
-		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Request-Time: %s", err))
-		}
-
-		params.RequestTime = RequestTime
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Request-Time is required, but not found"))
-	}
-	// ------------- Required header parameter "Signature" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("Signature")]; found {
-		var Signature Signature
-		n := len(valueList)
-		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Signature, got %d", n))
-		}
-
-		err = runtime.BindStyledParameterWithOptions("simple", "Signature", valueList[0], &Signature, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
-		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Signature: %s", err))
-		}
-
-		params.Signature = Signature
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Signature is required, but not found"))
-	}
 	// ------------- Optional header parameter "X-Request-Id" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("X-Request-Id")]; found {
 		var XRequestID XRequestID
@@ -258,57 +156,6 @@ func (w *ServerInterfaceWrapper) InquireOrderDetail(ctx echo.Context) error {
 	var params InquireOrderDetailParams
 
 	headers := ctx.Request().Header
-	// ------------- Required header parameter "Client-Id" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("Client-Id")]; found {
-		var ClientID ClientID
-		n := len(valueList)
-		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Client-Id, got %d", n))
-		}
-
-		err = runtime.BindStyledParameterWithOptions("simple", "Client-Id", valueList[0], &ClientID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
-		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Client-Id: %s", err))
-		}
-
-		params.ClientID = ClientID
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Client-Id is required, but not found"))
-	}
-	// ------------- Required header parameter "Request-Time" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("Request-Time")]; found {
-		var RequestTime RequestTime
-		n := len(valueList)
-		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Request-Time, got %d", n))
-		}
-
-		err = runtime.BindStyledParameterWithOptions("simple", "Request-Time", valueList[0], &RequestTime, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
-		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Request-Time: %s", err))
-		}
-
-		params.RequestTime = RequestTime
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Request-Time is required, but not found"))
-	}
-	// ------------- Required header parameter "Signature" -------------
-	if valueList, found := headers[http.CanonicalHeaderKey("Signature")]; found {
-		var Signature Signature
-		n := len(valueList)
-		if n != 1 {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Signature, got %d", n))
-		}
-
-		err = runtime.BindStyledParameterWithOptions("simple", "Signature", valueList[0], &Signature, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
-		if err != nil {
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Signature: %s", err))
-		}
-
-		params.Signature = Signature
-	} else {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Signature is required, but not found"))
-	}
 	// ------------- Optional header parameter "X-Request-Id" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("X-Request-Id")]; found {
 		var XRequestID XRequestID

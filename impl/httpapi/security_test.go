@@ -154,3 +154,35 @@ func TestPublicKeys(t *testing.T) {
 		t.Error("/public-keys is signed: a key cannot vouch for itself")
 	}
 }
+
+// TestSignatureCheckedBeforeValidation: the message signature is checked on
+// the raw bytes before the validator reads the body, so a caller that is
+// not who it says gets ACCESS_DENIED or INVALID_SIGNATURE, never a
+// PARAM_ILLEGAL that describes a body it should not have been heard on. The
+// contract's security schemes leave this order to the service
+// (authenticate passes them), and the documented codes depend on it.
+func TestSignatureCheckedBeforeValidation(t *testing.T) {
+	h := newTestService(t)
+	bad := `{"requestOrderId":1}` // breaks the contract
+	for _, tc := range []struct {
+		name, code string
+		edit       func(*http.Request)
+	}{
+		{"signed", "PARAM_ILLEGAL", func(*http.Request) {}},
+		{"no Signature", "INVALID_SIGNATURE", func(r *http.Request) { r.Header.Del("Signature") }},
+		{"no Request-Time", "INVALID_SIGNATURE", func(r *http.Request) { r.Header.Del("Request-Time") }},
+		{"no Client-Id", "ACCESS_DENIED", func(r *http.Request) { r.Header.Del("Client-Id") }},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/v2/pos/inquireOrderDetail", strings.NewReader(bad))
+		req.Header.Set("Content-Type", "application/json")
+		if err := h.signer.Edit(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		tc.edit(req)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if !strings.Contains(rec.Body.String(), `"resultCode":"`+tc.code+`"`) {
+			t.Errorf("%s: %s, want %s", tc.name, rec.Body, tc.code)
+		}
+	}
+}

@@ -29,7 +29,7 @@ func validator(cat *openapi.Catalog, adminToken string) echo.MiddlewareFunc {
 			MultiError:          true,
 			SkipSettingDefaults: true, // the body is the caller's, byte for byte
 			KeepValidatedValue:  true, // handlers bind exactly what was validated
-			AuthenticationFunc:  bearer(adminToken),
+			AuthenticationFunc:  authenticate(adminToken),
 		},
 		// Keep kin-openapi's errors whole; ErrorHandler describes them.
 		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
@@ -48,10 +48,18 @@ func validator(cat *openapi.Catalog, adminToken string) echo.MiddlewareFunc {
 	})
 }
 
-// bearer checks the operator API's token. An empty configured token refuses
-// every call: the operator API is then off.
-func bearer(token string) openapi3filter.AuthenticationFunc {
+// authenticate checks the contract's security schemes by name. The
+// operator API's bearer token is checked here; an empty configured token
+// refuses every call (the operator API is then off). The partner schemes
+// (clientId, requestTime, signature) were checked before the validator
+// runs, by verifyRequests, on the raw bytes: that order is what gives a
+// missing or bad signature INVALID_SIGNATURE rather than a validation
+// error, and TestSignatureCheckedBeforeValidation pins it.
+func authenticate(token string) openapi3filter.AuthenticationFunc {
 	return func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+		if in.SecuritySchemeName != "adminToken" {
+			return nil // a partner scheme: verified already
+		}
 		got, ok := strings.CutPrefix(in.RequestValidationInput.Request.Header.Get(echo.HeaderAuthorization), "Bearer ")
 		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			return errAccessDenied

@@ -36,9 +36,6 @@ import (
 
 const (
 	adminToken = "contract-test-admin-token"
-	// placeholderSignature fills the generated client's Signature parameter;
-	// the signer's request editor replaces it with the real one.
-	placeholderSignature = "algorithm=RSA256, keyVersion=1, signature=abc"
 
 	pathCompletion = "/v2/pds/order/notifyOrderCompletion"
 	pathInquire    = "/v2/pos/inquireOrderDetail"
@@ -357,8 +354,8 @@ func withoutHeader(name string) client.RequestEditorFn {
 }
 
 // partnerOperation is a partner operation as the generated client sends
-// it: by its <Op>WithBodyWithResponse, with e's Client-Id, a Request-Time
-// and the placeholder Signature, which e's signer replaces.
+// it: by its <Op>WithBodyWithResponse, with no header values: e's signer,
+// the client's request editor, sets Client-Id, Request-Time and Signature.
 type partnerOperation struct {
 	id   string
 	send func(ctx context.Context, e *env, contentType string, body io.Reader, editors []client.RequestEditorFn) (reply, error)
@@ -366,21 +363,21 @@ type partnerOperation struct {
 
 var (
 	opCompletion = partnerOperation{"notifyOrderCompletion", func(ctx context.Context, e *env, contentType string, body io.Reader, editors []client.RequestEditorFn) (reply, error) {
-		res, err := e.c.NotifyOrderCompletionWithBodyWithResponse(ctx, &models.NotifyOrderCompletionParams{ClientID: e.clientID, RequestTime: requestTime(), Signature: placeholderSignature}, contentType, body, editors...)
+		res, err := e.c.NotifyOrderCompletionWithBodyWithResponse(ctx, nil, contentType, body, editors...)
 		if err != nil {
 			return reply{}, err
 		}
 		return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}, nil
 	}}
 	opInquire = partnerOperation{"inquireOrderDetail", func(ctx context.Context, e *env, contentType string, body io.Reader, editors []client.RequestEditorFn) (reply, error) {
-		res, err := e.c.InquireOrderDetailWithBodyWithResponse(ctx, &models.InquireOrderDetailParams{ClientID: e.clientID, RequestTime: requestTime(), Signature: placeholderSignature}, contentType, body, editors...)
+		res, err := e.c.InquireOrderDetailWithBodyWithResponse(ctx, nil, contentType, body, editors...)
 		if err != nil {
 			return reply{}, err
 		}
 		return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}, nil
 	}}
 	opAudit = partnerOperation{"notifyDeliveryAuditResult", func(ctx context.Context, e *env, contentType string, body io.Reader, editors []client.RequestEditorFn) (reply, error) {
-		res, err := e.c.NotifyDeliveryAuditResultWithBodyWithResponse(ctx, &models.NotifyDeliveryAuditResultParams{ClientID: e.clientID, RequestTime: requestTime(), Signature: placeholderSignature}, contentType, body, editors...)
+		res, err := e.c.NotifyDeliveryAuditResultWithBodyWithResponse(ctx, nil, contentType, body, editors...)
 		if err != nil {
 			return reply{}, err
 		}
@@ -389,8 +386,6 @@ var (
 )
 
 // requestTime fills the generated client's Request-Time parameter; the
-// signer replaces it with its own.
-func requestTime() string { return time.Now().Format(time.RFC3339) }
 
 // rawBody is a request body sent as it is, with its Content-Type.
 type rawBody struct{ contentType, body string }

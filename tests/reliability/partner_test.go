@@ -21,10 +21,7 @@ const (
 	pathCompletion = "/v2/pds/order/notifyOrderCompletion"
 	pathAudit      = "/v1/delivery/notifyDeliveryAuditResult"
 
-	// placeholderSignature fills the generated client's Signature
-	// parameter; the pre-signed headers replace it.
-	placeholderSignature = "algorithm=RSA256, keyVersion=1, signature=abc"
-	msgUnknown           = "An API calling is failed, which is caused by unknown reasons."
+	msgUnknown = "An API calling is failed, which is caused by unknown reasons."
 )
 
 // partner calls orderhub as a registered client: requests signed with its
@@ -192,14 +189,12 @@ func (p *partner) send(ctx context.Context, baseURL string, n *note) (answer, er
 	switch n.path {
 	case pathCompletion:
 		var r *client.NotifyOrderCompletionHTTPResponse
-		params := &models.NotifyOrderCompletionParams{ClientID: p.clientID, RequestTime: "0", Signature: placeholderSignature}
-		if r, err = c.NotifyOrderCompletionWithBodyWithResponse(ctx, params, "application/json", bytes.NewReader(n.body), n.presigned); err == nil {
+		if r, err = c.NotifyOrderCompletionWithBodyWithResponse(ctx, nil, "application/json", bytes.NewReader(n.body), n.presigned); err == nil {
 			res, body = r.HTTPResponse, r.Body
 		}
 	case pathAudit:
 		var r *client.NotifyDeliveryAuditResultHTTPResponse
-		params := &models.NotifyDeliveryAuditResultParams{ClientID: p.clientID, RequestTime: "0", Signature: placeholderSignature}
-		if r, err = c.NotifyDeliveryAuditResultWithBodyWithResponse(ctx, params, "application/json", bytes.NewReader(n.body), n.presigned); err == nil {
+		if r, err = c.NotifyDeliveryAuditResultWithBodyWithResponse(ctx, nil, "application/json", bytes.NewReader(n.body), n.presigned); err == nil {
 			res, body = r.HTTPResponse, r.Body
 		}
 	default:
