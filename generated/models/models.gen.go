@@ -65,6 +65,48 @@ func (e OrderStatus) Valid() bool {
 	}
 }
 
+// Defines values for ResultCode.
+const (
+	ResultCodeAccessDenied              ResultCode = "ACCESS_DENIED"
+	ResultCodeInvalidAPI                ResultCode = "INVALID_API"
+	ResultCodeInvalidSignature          ResultCode = "INVALID_SIGNATURE"
+	ResultCodeOrderNotExist             ResultCode = "ORDER_NOT_EXIST"
+	ResultCodeOrderStatusInvalid        ResultCode = "ORDER_STATUS_INVALID"
+	ResultCodeParamIllegal              ResultCode = "PARAM_ILLEGAL"
+	ResultCodeRepeatReqInconsistent     ResultCode = "REPEAT_REQ_INCONSISTENT"
+	ResultCodeRequestTrafficExceedLimit ResultCode = "REQUEST_TRAFFIC_EXCEED_LIMIT"
+	ResultCodeSuccess                   ResultCode = "SUCCESS"
+	ResultCodeUnknownException          ResultCode = "UNKNOWN_EXCEPTION"
+)
+
+// Valid indicates whether the value is a known member of the ResultCode enum.
+func (e ResultCode) Valid() bool {
+	switch e {
+	case ResultCodeAccessDenied:
+		return true
+	case ResultCodeInvalidAPI:
+		return true
+	case ResultCodeInvalidSignature:
+		return true
+	case ResultCodeOrderNotExist:
+		return true
+	case ResultCodeOrderStatusInvalid:
+		return true
+	case ResultCodeParamIllegal:
+		return true
+	case ResultCodeRepeatReqInconsistent:
+		return true
+	case ResultCodeRequestTrafficExceedLimit:
+		return true
+	case ResultCodeSuccess:
+		return true
+	case ResultCodeUnknownException:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ResultStatus.
 const (
 	ResultStatusFailure ResultStatus = "F"
@@ -142,9 +184,12 @@ type InquireOrderDetailResponse struct {
 	// PosOrderID The POS provider's order id. Present on success.
 	PosOrderID *string `json:"posOrderId,omitempty"`
 
-	// Result The outcome of a call.
-	Result Result `json:"result"`
+	// Result The outcome of inquireOrderDetail, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
+	Result InquireOrderDetailResult `json:"result"`
 }
+
+// InquireOrderDetailResult The outcome of inquireOrderDetail, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
+type InquireOrderDetailResult = Result
 
 // NotifyDeliveryAuditResultRequest WorldTrade may add fields; unknown fields are ignored (and count towards the request's identity).
 type NotifyDeliveryAuditResultRequest struct {
@@ -164,9 +209,12 @@ type NotifyDeliveryAuditResultRequest struct {
 
 // NotifyDeliveryAuditResultResponse defines model for NotifyDeliveryAuditResultResponse.
 type NotifyDeliveryAuditResultResponse struct {
-	// Result The outcome of a call.
-	Result Result `json:"result"`
+	// Result The outcome of notifyDeliveryAuditResult, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
+	Result NotifyDeliveryAuditResultResult `json:"result"`
 }
+
+// NotifyDeliveryAuditResultResult The outcome of notifyDeliveryAuditResult, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
+type NotifyDeliveryAuditResultResult = Result
 
 // NotifyOrderCompletionRequest defines model for NotifyOrderCompletionRequest.
 type NotifyOrderCompletionRequest struct {
@@ -179,9 +227,12 @@ type NotifyOrderCompletionRequest struct {
 
 // NotifyOrderCompletionResponse defines model for NotifyOrderCompletionResponse.
 type NotifyOrderCompletionResponse struct {
-	// Result The outcome of a call.
-	Result Result `json:"result"`
+	// Result The outcome of notifyOrderCompletion, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
+	Result NotifyOrderCompletionResult `json:"result"`
 }
+
+// NotifyOrderCompletionResult The outcome of notifyOrderCompletion, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
+type NotifyOrderCompletionResult = Result
 
 // Order defines model for Order.
 type Order struct {
@@ -258,10 +309,10 @@ type PutOrderRequest struct {
 
 // Result The outcome of a call.
 type Result struct {
-	// ResultCode The result code; each operation lists the codes it answers with.
+	// ResultCode The result code; each operation lists the codes it answers with. A code this contract does not list yet is handled by its `resultStatus`.
 	//
 	// Example: SUCCESS
-	ResultCode string `json:"resultCode"`
+	ResultCode ResultCode `json:"resultCode"`
 
 	// ResultMessage A human-readable description of the result code.
 	//
@@ -271,6 +322,11 @@ type Result struct {
 	// ResultStatus `S` success, `F` failure (final), `U` unknown (retry).
 	ResultStatus ResultStatus `json:"resultStatus"`
 }
+
+// ResultCode The result code; each operation lists the codes it answers with. A code this contract does not list yet is handled by its `resultStatus`.
+//
+// Example: SUCCESS
+type ResultCode string
 
 // ResultStatus `S` success, `F` failure (final), `U` unknown (retry).
 type ResultStatus string

@@ -55,44 +55,44 @@ func (o outcome) final() bool { return o.result.ResultStatus == models.ResultSta
 // included. An error it does not know is UNKNOWN_EXCEPTION, and known is
 // false: log the cause.
 func outcomeOf(err error) (o outcome, known bool) {
-	f := func(code, msg string, opsHTTP int) outcome {
+	f := func(code models.ResultCode, msg string, opsHTTP int) outcome {
 		return outcome{models.Result{ResultStatus: models.ResultStatusFailure, ResultCode: code, ResultMessage: msg}, opsHTTP, http.StatusOK}
 	}
 	var pe *paramError
 	var he *echo.HTTPError
 	switch {
 	case errors.As(err, &pe):
-		return f("PARAM_ILLEGAL", pe.msg, http.StatusBadRequest), true
+		return f(models.ResultCodeParamIllegal, pe.msg, http.StatusBadRequest), true
 	case errors.Is(err, domain.ErrExtendInfoTooLong):
-		return f("PARAM_ILLEGAL", "extendInfo: exceeds 2048 characters serialised", http.StatusBadRequest), true
+		return f(models.ResultCodeParamIllegal, "extendInfo: exceeds 2048 characters serialised", http.StatusBadRequest), true
 	case errors.Is(err, errBodyTooLarge):
-		o := f("PARAM_ILLEGAL", "request body is too large", http.StatusRequestEntityTooLarge)
+		o := f(models.ResultCodeParamIllegal, "request body is too large", http.StatusRequestEntityTooLarge)
 		o.partnerHTTP = http.StatusRequestEntityTooLarge
 		return o, true
 	case errors.Is(err, errBodyTooSlow):
 		// The caller's fault, not the service's: not a U to retry as is.
-		o := f("PARAM_ILLEGAL", "the request body did not arrive in time", http.StatusRequestTimeout)
+		o := f(models.ResultCodeParamIllegal, "the request body did not arrive in time", http.StatusRequestTimeout)
 		o.partnerHTTP = http.StatusRequestTimeout
 		return o, true
 	case errors.Is(err, errInvalidAPI):
-		return f("INVALID_API", "The called API is invalid or not active.", http.StatusNotFound), true
+		return f(models.ResultCodeInvalidAPI, "The called API is invalid or not active.", http.StatusNotFound), true
 	case errors.Is(err, errMethodNotAllowed):
-		o := f("INVALID_API", "The HTTP method is not allowed on this path.", http.StatusMethodNotAllowed)
+		o := f(models.ResultCodeInvalidAPI, "The HTTP method is not allowed on this path.", http.StatusMethodNotAllowed)
 		o.partnerHTTP = http.StatusMethodNotAllowed
 		return o, true
 	case errors.Is(err, errInvalidSignature):
 		// Never says what was expected: the cause is only logged.
-		return f("INVALID_SIGNATURE", "The signature is invalid.", http.StatusUnauthorized), true
+		return f(models.ResultCodeInvalidSignature, "The signature is invalid.", http.StatusUnauthorized), true
 	case errors.Is(err, errAccessDenied):
-		return f("ACCESS_DENIED", "Access is denied.", http.StatusUnauthorized), true
+		return f(models.ResultCodeAccessDenied, "Access is denied.", http.StatusUnauthorized), true
 	case errors.Is(err, ratelimit.ErrLimited):
-		return f("REQUEST_TRAFFIC_EXCEED_LIMIT", "The request traffic exceeds the limit.", http.StatusTooManyRequests), true
+		return f(models.ResultCodeRequestTrafficExceedLimit, "The request traffic exceeds the limit.", http.StatusTooManyRequests), true
 	case errors.Is(err, store.ErrNotFound):
-		return f("ORDER_NOT_EXIST", "The order does not exist.", http.StatusNotFound), true
+		return f(models.ResultCodeOrderNotExist, "The order does not exist.", http.StatusNotFound), true
 	case errors.Is(err, domain.ErrOrderStatusInvalid):
-		return f("ORDER_STATUS_INVALID", "The order status does not allow this change.", http.StatusConflict), true
+		return f(models.ResultCodeOrderStatusInvalid, "The order status does not allow this change.", http.StatusConflict), true
 	case errors.Is(err, store.ErrRequestMismatch):
-		return f("REPEAT_REQ_INCONSISTENT", "The requestId was already used with a different request body.", http.StatusConflict), true
+		return f(models.ResultCodeRepeatReqInconsistent, "The requestId was already used with a different request body.", http.StatusConflict), true
 	case errors.Is(err, store.ErrInProgress):
 		// A retry, not a failure: the first request may still succeed.
 		return unknown(), true
@@ -103,7 +103,7 @@ func outcomeOf(err error) (o outcome, known bool) {
 }
 
 func unknown() outcome {
-	return outcome{models.Result{ResultStatus: models.ResultStatusUnknown, ResultCode: "UNKNOWN_EXCEPTION", ResultMessage: msgUnknownException}, http.StatusServiceUnavailable, http.StatusOK}
+	return outcome{models.Result{ResultStatus: models.ResultStatusUnknown, ResultCode: models.ResultCodeUnknownException, ResultMessage: msgUnknownException}, http.StatusServiceUnavailable, http.StatusOK}
 }
 
 // statusError names the error behind an HTTP error raised by echo (routing),
@@ -176,5 +176,5 @@ func errorHandler(seal sealer, log *slog.Logger) echo.HTTPErrorHandler {
 
 // success is the S result.
 func success() models.Result {
-	return models.Result{ResultStatus: models.ResultStatusSuccess, ResultCode: "SUCCESS", ResultMessage: msgSuccess}
+	return models.Result{ResultStatus: models.ResultStatusSuccess, ResultCode: models.ResultCodeSuccess, ResultMessage: msgSuccess}
 }

@@ -65,7 +65,7 @@ func (f *facts) operationID() string {
 
 // noteResult records the result an answer carries.
 func (f *facts) noteResult(r models.Result) {
-	f.status, f.code = string(r.ResultStatus), r.ResultCode
+	f.status, f.code = string(r.ResultStatus), string(r.ResultCode)
 }
 
 // maxRequestID bounds an accepted X-Request-Id: it goes into every log line.

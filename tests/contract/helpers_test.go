@@ -309,7 +309,7 @@ func (r reply) wantResult(t *testing.T, httpStatus int, status models.ResultStat
 		t.Errorf("HTTP status %d, want %d (%v)", r.status, httpStatus, r)
 	}
 	got := r.result(t)
-	if got.ResultStatus != status || got.ResultCode != code {
+	if got.ResultStatus != status || string(got.ResultCode) != code {
 		t.Errorf("result %s/%s (%q), want %s/%s", got.ResultStatus, got.ResultCode, got.ResultMessage, status, code)
 	}
 	switch code {

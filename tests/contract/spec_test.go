@@ -3,6 +3,8 @@ package contract
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"slices"
 	"sort"
 	"testing"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/orderhub/orderhub/openapi"
 	"github.com/orderhub/orderhub/tests/conformance"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 func TestSpecLoadsAndValidates(t *testing.T) {
@@ -228,5 +231,49 @@ func TestSpecExamplesMatchSchemas(t *testing.T) {
 		if w.counts[kind] == 0 {
 			t.Errorf("no %s examples found: the walk is broken", kind)
 		}
+	}
+}
+
+// tableCode is a row of a result-code table in an operation's description.
+var tableCode = regexp.MustCompile("(?m)^\\| `([A-Z_]+)` \\|")
+
+// TestResultCodeEnumsMatchTables: each partner operation's result code
+// enum, what mocks and other languages' clients see, lists exactly the codes
+// of the table its description documents, in the same order; every code
+// is one of the shared ResultCode's.
+func TestResultCodeEnumsMatchTables(t *testing.T) {
+	doc, err := conformance.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := map[string]bool{}
+	for _, v := range doc.Components.Schemas["ResultCode"].Value.Enum {
+		all[fmt.Sprint(v)] = true
+	}
+	checked := 0
+	for path, item := range doc.Paths.Map() {
+		op := item.Post
+		if op == nil || slices.Contains(op.Tags, "operations") || slices.Contains(op.Tags, "service") {
+			continue
+		}
+		var table []string
+		for _, m := range tableCode.FindAllStringSubmatch(op.Description, -1) {
+			table = append(table, m[1])
+		}
+		result := op.Responses.Status(200).Value.Content.Get("application/json").Schema.Value.Properties["result"].Value
+		var enum []string
+		for _, v := range result.Properties["resultCode"].Value.Enum {
+			enum = append(enum, fmt.Sprint(v))
+			if !all[fmt.Sprint(v)] {
+				t.Errorf("%s: code %v is not a ResultCode", path, v)
+			}
+		}
+		if len(table) == 0 || !slices.Equal(enum, table) {
+			t.Errorf("%s: resultCode enum %v, its table %v", path, enum, table)
+		}
+		checked++
+	}
+	if want := len(testkit.PartnerOperations(t)); checked != want {
+		t.Errorf("checked %d partner operations, want %d", checked, want)
 	}
 }
