@@ -32,13 +32,14 @@ tools: ## install what the checks need, when missing: redis-server, chromium, th
 	scripts/ensure-go-tools.sh
 
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck, and the contract: Spectral, Redocly, oasdiff breaking changes
+lint: ## gofmt, go vet, staticcheck, and the contract: Spectral, Redocly, oasdiff breaking changes, TypeScript types
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted" >&2; exit 1; fi
 	$(GO) vet $(PKGS)
 	scripts/ensure-go-tools.sh
 	scripts/tools/bin/staticcheck $(PKGS)
 	scripts/lint-spec.sh
+	scripts/check-typescript.sh
 
 .PHONY: test
 test: ## everything: tools (installed if missing), generated code and partner edition, lint, go test -race

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the contract's npm tools (Spectral, Redocly CLI; pinned in
+# Installs the contract's npm tools (Spectral, Redocly CLI, Prism, openapi-typescript
+# and TypeScript; pinned in
 # scripts/tools/package-lock.json) when scripts/tools/node_modules is missing
 # or older than the lockfile, and Node.js and npm through apt when they are
 # missing. Does nothing (and says nothing) otherwise.
