@@ -2392,7 +2392,7 @@ type NotifyDeliveryAuditResultHTTPResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *NotifyDeliveryAuditResultResponse
+	JSON200 *NotifyDeliveryAuditResultAnswer
 	// JSON408 the response for an HTTP 408 `application/json` response
 	JSON408 *RequestTimeout
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -2406,7 +2406,7 @@ type NotifyDeliveryAuditResultHTTPResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r NotifyDeliveryAuditResultHTTPResponse) GetJSON200() *NotifyDeliveryAuditResultResponse {
+func (r NotifyDeliveryAuditResultHTTPResponse) GetJSON200() *NotifyDeliveryAuditResultAnswer {
 	return r.JSON200
 }
 
@@ -2477,7 +2477,7 @@ type NotifyOrderCompletionHTTPResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *NotifyOrderCompletionResponse
+	JSON200 *NotifyOrderCompletionAnswer
 	// JSON408 the response for an HTTP 408 `application/json` response
 	JSON408 *RequestTimeout
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -2491,7 +2491,7 @@ type NotifyOrderCompletionHTTPResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r NotifyOrderCompletionHTTPResponse) GetJSON200() *NotifyOrderCompletionResponse {
+func (r NotifyOrderCompletionHTTPResponse) GetJSON200() *NotifyOrderCompletionAnswer {
 	return r.JSON200
 }
 
@@ -2562,7 +2562,7 @@ type InquireOrderDetailHTTPResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *InquireOrderDetailResponse
+	JSON200 *InquireOrderDetailAnswer
 	// JSON408 the response for an HTTP 408 `application/json` response
 	JSON408 *RequestTimeout
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -2576,7 +2576,7 @@ type InquireOrderDetailHTTPResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r InquireOrderDetailHTTPResponse) GetJSON200() *InquireOrderDetailResponse {
+func (r InquireOrderDetailHTTPResponse) GetJSON200() *InquireOrderDetailAnswer {
 	return r.JSON200
 }
 
@@ -3454,7 +3454,7 @@ func ParseNotifyDeliveryAuditResultHTTPResponse(rsp *http.Response) (*NotifyDeli
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest NotifyDeliveryAuditResultResponse
+		var dest NotifyDeliveryAuditResultAnswer
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -3590,7 +3590,7 @@ func ParseNotifyOrderCompletionHTTPResponse(rsp *http.Response) (*NotifyOrderCom
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest NotifyOrderCompletionResponse
+		var dest NotifyOrderCompletionAnswer
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -3726,7 +3726,7 @@ func ParseInquireOrderDetailHTTPResponse(rsp *http.Response) (*InquireOrderDetai
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest InquireOrderDetailResponse
+		var dest InquireOrderDetailAnswer
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

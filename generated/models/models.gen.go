@@ -157,15 +157,8 @@ type ErrorResponse struct {
 // ExtendInfo Free-form extra information about the order, at most 2048 characters serialised as JSON.
 type ExtendInfo = ijson.Object
 
-// InquireOrderDetailRequest D-Store may add fields; unknown fields are ignored.
-type InquireOrderDetailRequest struct {
-	// RequestOrderID The D-Store order id.
-	RequestOrderID       string                 `json:"requestOrderId"`
-	AdditionalProperties map[string]interface{} `json:"-"`
-}
-
-// InquireOrderDetailResponse defines model for InquireOrderDetailResponse.
-type InquireOrderDetailResponse struct {
+// InquireOrderDetailAnswer defines model for InquireOrderDetailAnswer.
+type InquireOrderDetailAnswer struct {
 	// ExtendInfo Free-form extra information about the order, at most 2048 characters serialised as JSON.
 	ExtendInfo *ExtendInfo `json:"extendInfo,omitempty"`
 
@@ -188,8 +181,21 @@ type InquireOrderDetailResponse struct {
 	Result InquireOrderDetailResult `json:"result"`
 }
 
+// InquireOrderDetailRequest D-Store may add fields; unknown fields are ignored.
+type InquireOrderDetailRequest struct {
+	// RequestOrderID The D-Store order id.
+	RequestOrderID       string                 `json:"requestOrderId"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
 // InquireOrderDetailResult The outcome of inquireOrderDetail, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
 type InquireOrderDetailResult = Result
+
+// NotifyDeliveryAuditResultAnswer defines model for NotifyDeliveryAuditResultAnswer.
+type NotifyDeliveryAuditResultAnswer struct {
+	// Result The outcome of notifyDeliveryAuditResult, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
+	Result NotifyDeliveryAuditResultResult `json:"result"`
+}
 
 // NotifyDeliveryAuditResultRequest WorldTrade may add fields; unknown fields are ignored (and count towards the request's identity).
 type NotifyDeliveryAuditResultRequest struct {
@@ -207,14 +213,14 @@ type NotifyDeliveryAuditResultRequest struct {
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
-// NotifyDeliveryAuditResultResponse defines model for NotifyDeliveryAuditResultResponse.
-type NotifyDeliveryAuditResultResponse struct {
-	// Result The outcome of notifyDeliveryAuditResult, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
-	Result NotifyDeliveryAuditResultResult `json:"result"`
-}
-
 // NotifyDeliveryAuditResultResult The outcome of notifyDeliveryAuditResult, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
 type NotifyDeliveryAuditResultResult = Result
+
+// NotifyOrderCompletionAnswer defines model for NotifyOrderCompletionAnswer.
+type NotifyOrderCompletionAnswer struct {
+	// Result The outcome of notifyOrderCompletion, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
+	Result NotifyOrderCompletionResult `json:"result"`
+}
 
 // NotifyOrderCompletionRequest defines model for NotifyOrderCompletionRequest.
 type NotifyOrderCompletionRequest struct {
@@ -223,12 +229,6 @@ type NotifyOrderCompletionRequest struct {
 
 	// RequestOrderID The D-Store order id.
 	RequestOrderID string `json:"requestOrderId"`
-}
-
-// NotifyOrderCompletionResponse defines model for NotifyOrderCompletionResponse.
-type NotifyOrderCompletionResponse struct {
-	// Result The outcome of notifyOrderCompletion, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
-	Result NotifyOrderCompletionResult `json:"result"`
 }
 
 // NotifyOrderCompletionResult The outcome of notifyOrderCompletion, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.

@@ -539,7 +539,7 @@ type NotifyDeliveryAuditResult200ResponseHeaders struct {
 }
 
 type NotifyDeliveryAuditResult200JSONResponse struct {
-	Body    NotifyDeliveryAuditResultResponse
+	Body    NotifyDeliveryAuditResultAnswer
 	Headers NotifyDeliveryAuditResult200ResponseHeaders
 }
 
@@ -630,7 +630,7 @@ type NotifyOrderCompletion200ResponseHeaders struct {
 }
 
 type NotifyOrderCompletion200JSONResponse struct {
-	Body    NotifyOrderCompletionResponse
+	Body    NotifyOrderCompletionAnswer
 	Headers NotifyOrderCompletion200ResponseHeaders
 }
 
@@ -721,7 +721,7 @@ type InquireOrderDetail200ResponseHeaders struct {
 }
 
 type InquireOrderDetail200JSONResponse struct {
-	Body    InquireOrderDetailResponse
+	Body    InquireOrderDetailAnswer
 	Headers InquireOrderDetail200ResponseHeaders
 }
 

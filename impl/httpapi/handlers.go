@@ -32,8 +32,8 @@ var _ server.StrictServerInterface = (*handlers)(nil)
 func (h *handlers) NotifyOrderCompletion(ctx context.Context, req server.NotifyOrderCompletionRequestObject) (server.NotifyOrderCompletionResponseObject, error) {
 	b := req.Body
 	key := store.Key{RequestID: b.RequestID, Scope: store.ScopeOrder, ScopeID: b.RequestOrderID}
-	a, err := runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyOrderCompletionResponse, store.Effect, error) {
-		answer := models.NotifyOrderCompletionResponse{Result: success()}
+	a, err := runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyOrderCompletionAnswer, store.Effect, error) {
+		answer := models.NotifyOrderCompletionAnswer{Result: success()}
 		o, err := h.st.GetOrder(ctx, b.RequestOrderID)
 		if err != nil {
 			return answer, nil, err
@@ -60,7 +60,7 @@ func (h *handlers) InquireOrderDetail(ctx context.Context, req server.InquireOrd
 		return nil, err
 	}
 	status := models.OrderStatus(o.Status)
-	a, err := h.reply(ctx, models.InquireOrderDetailResponse{
+	a, err := h.reply(ctx, models.InquireOrderDetailAnswer{
 		Result:      success(),
 		PosOrderID:  &o.PosOrderID,
 		OrderStatus: &status,
@@ -77,8 +77,8 @@ func (h *handlers) InquireOrderDetail(ctx context.Context, req server.InquireOrd
 func (h *handlers) NotifyDeliveryAuditResult(ctx context.Context, req server.NotifyDeliveryAuditResultRequestObject) (server.NotifyDeliveryAuditResultResponseObject, error) {
 	b := req.Body
 	key := store.Key{RequestID: b.RequestID, Scope: store.ScopeTrade, ScopeID: b.TradeID}
-	a, err := runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyDeliveryAuditResultResponse, store.Effect, error) {
-		return models.NotifyDeliveryAuditResultResponse{Result: success()}, store.RecordAuditEffect{Audit: domain.Audit{
+	a, err := runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyDeliveryAuditResultAnswer, store.Effect, error) {
+		return models.NotifyDeliveryAuditResultAnswer{Result: success()}, store.RecordAuditEffect{Audit: domain.Audit{
 			TradeID:         b.TradeID,
 			DeliveryBatchID: b.DeliveryBatchID,
 			Status:          domain.AuditStatus(b.DeliveryAuditStatus),

@@ -270,7 +270,7 @@ func TestInquireOrderDetailResultCodes(t *testing.T) {
 			run: func(t *testing.T, e *env) reply {
 				id := e.newOrder(models.OrderStatusAccepted)
 				r := e.call(opInquire, inquiry(id))
-				var got models.InquireOrderDetailResponse
+				var got models.InquireOrderDetailAnswer
 				if err := json.Unmarshal(r.body, &got); err != nil {
 					t.Fatal(err)
 				}
