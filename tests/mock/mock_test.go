@@ -1,9 +1,9 @@
 // Package mock checks that a mock made from the partner edition tells the
 // truth, as partners build against it: Stoplight Prism (pinned in
-// scripts/tools) mocks generated/partner/orderhub.yaml; every named example
-// of every partner operation comes back as written and valid against the
+// scripts/tools) mocks generated/partner/orderhub.yaml; every named JSON
+// example of every operation comes back as written and valid against the
 // contract, with its headers' examples; in dynamic mode only the result
-// codes an operation declares appear.
+// codes a partner operation declares appear.
 package mock
 
 import (
@@ -41,9 +41,12 @@ func TestPrismMocksThePartnerEdition(t *testing.T) {
 	oracle := conformance.New(t, nil)
 	checked := 0
 	for _, path := range doc.Paths.InMatchingOrder() {
+		if get := doc.Paths.Value(path).Get; get != nil {
+			checked += checkGetExamples(t, oracle, base+path, get)
+		}
 		op := doc.Paths.Value(path).Post
 		if op == nil {
-			continue // the service endpoints: GET, no result codes
+			continue // a service endpoint: GET, no result codes
 		}
 		body := requestExample(t, op)
 		for code, ref := range op.Responses.Map() {
@@ -86,6 +89,44 @@ func TestPrismMocksThePartnerEdition(t *testing.T) {
 	if checked < 10 {
 		t.Errorf("checked %d examples: the walk is broken", checked)
 	}
+}
+
+// checkGetExamples asks for each named JSON example of a GET operation (the
+// service endpoints partners see, such as /public-keys) and returns how many
+// it checked.
+func checkGetExamples(t *testing.T, oracle *conformance.Transport, url string, op *openapi3.Operation) int {
+	t.Helper()
+	n := 0
+	for code, ref := range op.Responses.Map() {
+		mt := ref.Value.Content.Get("application/json")
+		if mt == nil {
+			continue
+		}
+		for name, ex := range mt.Examples {
+			req, err := http.NewRequest(http.MethodGet, url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Prefer", "code="+code+", example="+name)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := oracle.Check(req, res.StatusCode, res.Header, got); err != nil {
+				t.Errorf("%s %s: does not conform: %v", op.OperationID, name, err)
+			}
+			if diff := sameJSON(t, got, ex.Value.Value); diff != "" {
+				t.Errorf("%s: body is not the example %q: %s", op.OperationID, name, diff)
+			}
+			n++
+		}
+	}
+	return n
 }
 
 // startPrism runs Prism on a free port with the partner edition and waits
