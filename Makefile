@@ -17,8 +17,8 @@ check-generated: ## fail when generated/ differs from a fresh generation
 	scripts/check-generated.sh
 
 .PHONY: run
-run: ## serve on :8080 with the in-memory store (ORDERHUB_* variables apply)
-	ORDERHUB_DEV=1 ORDERHUB_ADMIN_TOKEN="$${ORDERHUB_ADMIN_TOKEN:-dev-admin-token}" $(GO) run ./impl/cmd/orderhub
+run: ## serve on 127.0.0.1:8080 with the in-memory store (ORDERHUB_* variables apply)
+	ORDERHUB_DEV=1 ORDERHUB_ADDR="$${ORDERHUB_ADDR:-127.0.0.1:8080}" ORDERHUB_ADMIN_TOKEN="$${ORDERHUB_ADMIN_TOKEN:-dev-admin-token}" $(GO) run ./impl/cmd/orderhub
 
 .PHONY: docs
 docs: ## build the partner edition and its reference page, generated/partner (embedded, served at /docs)
