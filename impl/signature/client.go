@@ -86,3 +86,41 @@ func readBody(rc *io.ReadCloser) ([]byte, error) {
 	*rc = io.NopCloser(bytes.NewReader(b))
 	return b, nil
 }
+
+// Verifier is an http.RoundTripper for callers of orderhub: it checks every
+// answer's signature with orderhub's public key (VerifyResponse) and fails
+// the call when the answer is unsigned or does not verify, so that a suite
+// cannot forget to. Every answer to a registered client is signed (the
+// contract's Signatures section), so an unsigned one means the caller is
+// not one, or the answer is not orderhub's.
+//
+//	hc := &http.Client{Transport: &signature.Verifier{Key: orderhubKey}}
+//	c, err := client.NewClientWithResponses(url, client.WithHTTPClient(hc), client.WithRequestEditorFn(s.Edit))
+type Verifier struct {
+	Key  *rsa.PublicKey
+	Base http.RoundTripper // nil: http.DefaultTransport
+}
+
+// RoundTrip sends req and returns the answer, its body readable again,
+// only when orderhub's signature on it verifies.
+func (v *Verifier) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := v.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	res, err := base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := readBody(&res.Body)
+	if err != nil {
+		return nil, err
+	}
+	if res.Request == nil {
+		res.Request = req
+	}
+	if err := VerifyResponse(res, body, v.Key); err != nil {
+		return nil, fmt.Errorf("%s %s: the answer (HTTP %d) is not orderhub's: %w", req.Method, req.URL.Path, res.StatusCode, err)
+	}
+	return res, nil
+}
