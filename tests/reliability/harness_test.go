@@ -5,12 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -111,8 +111,15 @@ func (r *rig) startHub() {
 	r.hub = startHub(r.t, r.bin, r.dir, fmt.Sprintf("orderhub-%d.log", r.starts), r.env)
 }
 
-// listening is the line orderhub prints once it accepts connections.
-var listening = regexp.MustCompile(`^orderhub listening on (http://\S+)`)
+// listeningURL reads the JSON line orderhub writes once it accepts
+// connections: its msg is "listening", its url the address.
+func listeningURL(line string) (string, bool) {
+	var l struct{ Msg, URL string }
+	if json.Unmarshal([]byte(line), &l) != nil || l.Msg != "listening" {
+		return "", false
+	}
+	return l.URL, true
+}
 
 // startWithin bounds how long orderhub may take to print that line.
 const startWithin = 30 * time.Second
@@ -161,8 +168,8 @@ func startHub(t *testing.T, bin, dir, logName string, env []string) *hub {
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(logf, line)
-			if m := listening.FindStringSubmatch(line); m != nil {
-				ready <- m[1]
+			if url, ok := listeningURL(line); ok {
+				ready <- url
 			}
 		}
 	}()

@@ -6,9 +6,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"fmt"
-	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -19,10 +18,13 @@ import (
 // devClientID is the client the development setup registers.
 const devClientID = "dev-client"
 
+// devSetupMessage is the start-up line naming the development setup's files.
+const devSetupMessage = "development setup (ORDERHUB_DEV=1), not for production"
+
 // devSetup makes, on first start, a development key pair for orderhub and a
 // development client allowed to call every partner API, in dir; later
 // starts reuse them. It returns the clients file and the signing key file.
-func devSetup(dir string, out io.Writer) (clientsFile, keyFile string, err error) {
+func devSetup(dir string, log *slog.Logger) (clientsFile, keyFile string, err error) {
 	keyFile = filepath.Join(dir, "orderhub-private.pem")
 	clientsFile = filepath.Join(dir, "clients.yaml")
 	clientKeyFile := filepath.Join(dir, devClientID+"-private.pem")
@@ -57,10 +59,8 @@ func devSetup(dir string, out io.Writer) (clientsFile, keyFile string, err error
 	} else if statErr != nil {
 		return "", "", statErr
 	}
-	fmt.Fprintf(out, "DEVELOPMENT SETUP (ORDERHUB_DEV=1), not for production:\n"+
-		"  client id %s, its private key %s\n"+
-		"  orderhub's public key %s (responses verify with it)\n"+
-		"  clients file %s\n", devClientID, clientKeyFile, filepath.Join(dir, "orderhub-public.key"), clientsFile)
+	log.Warn(devSetupMessage, "clientId", devClientID, "clientKey", clientKeyFile,
+		"orderhubPublicKey", filepath.Join(dir, "orderhub-public.key"), "clientsFile", clientsFile)
 	return clientsFile, keyFile, nil
 }
 

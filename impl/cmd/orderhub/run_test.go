@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -145,13 +147,18 @@ func start(t *testing.T, kv map[string]string) *started {
 		cancel()
 		<-s.done
 	})
+	// Every start-up line is JSON, as a supervisor or another language's
+	// harness reads them; the address is the "listening" line's url.
 	sc := bufio.NewScanner(out)
 	var dev bool
 	for sc.Scan() {
-		line := sc.Text()
-		dev = dev || strings.HasPrefix(line, "DEVELOPMENT SETUP")
-		if rest, ok := strings.CutPrefix(line, "orderhub listening on "); ok {
-			s.base = strings.Fields(rest)[0]
+		var line struct{ Msg, URL string }
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("a start-up line is not JSON: %q", sc.Text())
+		}
+		dev = dev || line.Msg == devSetupMessage
+		if line.Msg == "listening" {
+			s.base = line.URL
 			break
 		}
 	}
@@ -243,12 +250,12 @@ func TestRunServesUntilCancelled(t *testing.T) {
 // TestRunReusesDevelopmentSetup: a second start keeps the keys of the first.
 func TestRunReusesDevelopmentSetup(t *testing.T) {
 	dir := t.TempDir()
-	c1, k1, err := devSetup(dir, io.Discard)
+	c1, k1, err := devSetup(dir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(k1)
-	c2, k2, err := devSetup(dir, io.Discard)
+	c2, k2, err := devSetup(dir, slog.New(slog.DiscardHandler))
 	after, _ := os.ReadFile(k2)
 	if err != nil || c1 != c2 || string(before) != string(after) {
 		t.Errorf("second setup changed the keys (err %v)", err)
