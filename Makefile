@@ -36,6 +36,7 @@ lint: ## gofmt, go vet, staticcheck, and the contract: Spectral, Redocly, oasdif
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted" >&2; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd tests/downstream && $(GO) vet ./...
 	scripts/ensure-go-tools.sh
 	scripts/tools/bin/staticcheck $(PKGS)
 	scripts/lint-spec.sh
@@ -47,6 +48,7 @@ test: ## everything: tools (installed if missing), generated code and partner ed
 	$(MAKE) --no-print-directory check-generated
 	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 $(PKGS)
+	cd tests/downstream && $(GO) test -race -count=1 ./...
 	ORDERHUB_TEST_REDIS=cluster $(GO) test -race -count=1 ./tests/contract
 
 .PHONY: fuzz
