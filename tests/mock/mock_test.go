@@ -108,15 +108,7 @@ func checkGetExamples(t *testing.T, oracle *conformance.Transport, url string, o
 				t.Fatal(err)
 			}
 			req.Header.Set("Prefer", "code="+code+", example="+name)
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := io.ReadAll(res.Body)
-			res.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			res, got := do(t, req)
 			if err := oracle.Check(req, res.StatusCode, res.Header, got); err != nil {
 				t.Errorf("%s %s: does not conform: %v", op.OperationID, name, err)
 			}
@@ -185,6 +177,12 @@ func send(t *testing.T, url string, body []byte, prefer string) (*http.Response,
 	req.Header.Set("Request-Time", "2019-04-04T12:08:56+05:30")
 	req.Header.Set("Signature", "algorithm=RSA256, keyVersion=1, signature=YWJj")
 	req.Header.Set("Prefer", prefer)
+	return do(t, req)
+}
+
+// do sends req to Prism and returns the answer, its request set, and body.
+func do(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
