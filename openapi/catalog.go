@@ -3,6 +3,7 @@ package openapi
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,11 @@ type Operation struct {
 	Path       string // OpenAPI path template, e.g. /ops/orders/{requestOrderId}
 	Kind       Kind
 	Idempotent bool // x-orderhub-idempotent: repeats with the same requestId get the first answer
+	// Partner operations only: the top-level fields of the request body,
+	// sorted, and the result codes its answer declares (result.resultCode's
+	// enum), in the contract's order. Shared: callers must not modify them.
+	Fields      []string
+	ResultCodes []string
 }
 
 // opKey is a struct, not method+" "+path, so that a lookup builds no string.
@@ -141,6 +147,11 @@ func newCatalog(doc *openapi3.T) (*Catalog, error) {
 				errs = append(errs, fmt.Errorf("%s (%s): %s operation on a path that also has %s operations", where, op.OperationID, kind, pathKind))
 			}
 			o := Operation{ID: op.OperationID, Method: method, Path: path, Kind: kind, Idempotent: idem}
+			if kind == Partner {
+				if o.Fields, o.ResultCodes, err = partnerShape(op); err != nil {
+					errs = append(errs, fmt.Errorf("%s (%s): %w", where, op.OperationID, err))
+				}
+			}
 			c.ops[opKey{method, path}] = o
 			c.list = append(c.list, o)
 		}
@@ -177,6 +188,45 @@ func kindOf(op *openapi3.Operation) (Kind, error) {
 	return Partner, nil
 }
 
+// partnerShape reads what a partner operation's schemas say of its
+// messages: the request body's top-level fields and the result codes of
+// its 200 answer.
+func partnerShape(op *openapi3.Operation) (fields, codes []string, err error) {
+	if op.RequestBody == nil || op.RequestBody.Value == nil || jsonSchema(op.RequestBody.Value.Content) == nil {
+		return nil, nil, errors.New("a partner operation must take a JSON body")
+	}
+	body := jsonSchema(op.RequestBody.Value.Content)
+	fields = slices.Sorted(maps.Keys(body.Properties))
+	var answer *openapi3.Schema
+	if ok := op.Responses.Status(200); ok != nil && ok.Value != nil {
+		answer = jsonSchema(ok.Value.Content)
+	}
+	if answer == nil || answer.Properties["result"] == nil {
+		return nil, nil, errors.New("a partner operation's 200 answer must be JSON with a result")
+	}
+	code := answer.Properties["result"].Value.Properties["resultCode"]
+	if code == nil || len(code.Value.Enum) == 0 {
+		return nil, nil, errors.New("a partner operation's result.resultCode must list its codes (enum)")
+	}
+	for _, v := range code.Value.Enum {
+		s, ok := v.(string)
+		if !ok {
+			return nil, nil, fmt.Errorf("result code %v is not a string", v)
+		}
+		codes = append(codes, s)
+	}
+	return fields, codes, nil
+}
+
+// jsonSchema is the application/json schema of content, or nil.
+func jsonSchema(content openapi3.Content) *openapi3.Schema {
+	mt := content.Get("application/json")
+	if mt == nil || mt.Schema == nil {
+		return nil
+	}
+	return mt.Schema.Value
+}
+
 // idempotent reads x-orderhub-idempotent (kin-openapi decodes extensions
 // with encoding/json: a YAML boolean arrives as a bool).
 func idempotent(op *openapi3.Operation, kind Kind) (bool, error) {
@@ -206,6 +256,16 @@ func (c *Catalog) Doc() *openapi3.T { return c.doc }
 func (c *Catalog) Operation(method, path string) (Operation, bool) {
 	op, ok := c.ops[opKey{method, path}]
 	return op, ok
+}
+
+// OperationByID returns the operation whose operationId is id.
+func (c *Catalog) OperationByID(id string) (Operation, bool) {
+	for _, op := range c.list {
+		if op.ID == id {
+			return op, true
+		}
+	}
+	return Operation{}, false
 }
 
 // PathKind says who calls the endpoint at path: for a path template of the

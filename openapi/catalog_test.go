@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/google/go-cmp/cmp"
 )
 
 func mustLoad(t *testing.T) *Catalog {
@@ -64,8 +65,11 @@ func TestKindsCoverEveryOperation(t *testing.T) {
 func TestOperation(t *testing.T) {
 	c := mustLoad(t)
 	op, ok := c.Operation("POST", "/v2/pos/inquireOrderDetail")
-	want := Operation{ID: "inquireOrderDetail", Method: "POST", Path: "/v2/pos/inquireOrderDetail", Kind: Partner}
-	if !ok || op != want {
+	want := Operation{ID: "inquireOrderDetail", Method: "POST", Path: "/v2/pos/inquireOrderDetail", Kind: Partner,
+		Fields:      []string{"requestOrderId"},
+		ResultCodes: []string{"SUCCESS", "PARAM_ILLEGAL", "ACCESS_DENIED", "INVALID_SIGNATURE", "ORDER_NOT_EXIST", "REQUEST_TRAFFIC_EXCEED_LIMIT", "UNKNOWN_EXCEPTION"},
+	}
+	if !ok || !cmp.Equal(op, want) {
 		t.Errorf("Operation(POST, /v2/pos/inquireOrderDetail) = %+v, %v; want %+v, true", op, ok, want)
 	}
 	op, ok = c.Operation("POST", "/v2/pds/order/notifyOrderCompletion")
@@ -166,7 +170,19 @@ paths:
       operationId: notify
       tags: [D-Store]
       x-orderhub-idempotent: true
-      responses: {'200': {description: ok}}
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, properties: {requestId: {type: string}, tradeId: {type: string}}}
+      responses:
+        '200':
+          description: ok
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  result: {type: object, properties: {resultCode: {type: string, enum: [SUCCESS, UNKNOWN_EXCEPTION]}}}
   /ops/things/{id}:
     parameters:
       - {name: id, in: path, required: true, schema: {type: string}}
@@ -202,9 +218,10 @@ func TestNewCatalogAcceptsGoodContract(t *testing.T) {
 	want := []Operation{
 		{ID: "getHealthz", Method: "GET", Path: "/healthz", Kind: Service},
 		{ID: "getThing", Method: "GET", Path: "/ops/things/{id}", Kind: Operator},
-		{ID: "notify", Method: "POST", Path: "/v1/partner/notify", Kind: Partner, Idempotent: true},
+		{ID: "notify", Method: "POST", Path: "/v1/partner/notify", Kind: Partner, Idempotent: true,
+			Fields: []string{"requestId", "tradeId"}, ResultCodes: []string{"SUCCESS", "UNKNOWN_EXCEPTION"}},
 	}
-	if got := c.Operations(); !slices.Equal(got, want) {
+	if got := c.Operations(); !cmp.Equal(got, want) {
 		t.Errorf("Operations = %+v, want %+v", got, want)
 	}
 	c, err = loadData(t, []byte(strings.Replace(string(contract("")), "x-orderhub-idempotent: true", "x-orderhub-idempotent: false", 1)))
@@ -259,6 +276,19 @@ func TestNewCatalogRefusesBadContracts(t *testing.T) {
       x-orderhub-idempotent: true
       responses: {'200': {description: ok}}
 `, "only partner operations"},
+		"partner operation without a body": {`  /v1/partner/bodiless:
+    post:
+      operationId: bodiless
+      tags: [D-Store]
+      responses: {'200': {description: ok}}
+`, "must take a JSON body"},
+		"partner answer without result codes": {`  /v1/partner/codeless:
+    post:
+      operationId: codeless
+      tags: [D-Store]
+      requestBody: {content: {application/json: {schema: {type: object}}}}
+      responses: {'200': {description: ok, content: {application/json: {schema: {type: object, properties: {result: {type: object}}}}}}}
+`, "must list its codes"},
 		"no operationId": {`  /v1/partner/anonymous:
     post:
       tags: [D-Store]
