@@ -32,6 +32,46 @@ var (
 	errBodyTooSlow      = errors.New("request body did not arrive in time")
 )
 
+// usualMessage is the text a result code carries where nothing more
+// specific is said (a PARAM_ILLEGAL names the field at fault instead): the
+// table's, and that of an injected answer (faults) whose rule gives none.
+func usualMessage(code models.ResultCode) string {
+	switch code {
+	case models.ResultCodeSuccess:
+		return msgSuccess
+	case models.ResultCodeParamIllegal:
+		return "The request parameters are illegal."
+	case models.ResultCodeInvalidAPI:
+		return "The called API is invalid or not active."
+	case models.ResultCodeInvalidSignature:
+		return "The signature is invalid."
+	case models.ResultCodeAccessDenied:
+		return "Access is denied."
+	case models.ResultCodeRequestTrafficExceedLimit:
+		return "The request traffic exceeds the limit."
+	case models.ResultCodeOrderNotExist:
+		return "The order does not exist."
+	case models.ResultCodeOrderStatusInvalid:
+		return "The order status does not allow this change."
+	case models.ResultCodeRepeatReqInconsistent:
+		return "The requestId was already used with a different request body."
+	case models.ResultCodeUnknownException:
+		return msgUnknownException
+	}
+	return string(code)
+}
+
+// statusOf is the resultStatus a result code always comes with.
+func statusOf(code models.ResultCode) models.ResultStatus {
+	switch code {
+	case models.ResultCodeSuccess:
+		return models.ResultStatusSuccess
+	case models.ResultCodeUnknownException:
+		return models.ResultStatusUnknown
+	}
+	return models.ResultStatusFailure
+}
+
 // paramError is a PARAM_ILLEGAL with a message naming the fields at fault,
 // never their values.
 type paramError struct{ msg string }
@@ -58,6 +98,7 @@ func outcomeOf(err error) (o outcome, known bool) {
 	f := func(code models.ResultCode, msg string, opsHTTP int) outcome {
 		return outcome{models.Result{ResultStatus: models.ResultStatusFailure, ResultCode: code, ResultMessage: msg}, opsHTTP, http.StatusOK}
 	}
+	usual := func(code models.ResultCode, opsHTTP int) outcome { return f(code, usualMessage(code), opsHTTP) }
 	var pe *paramError
 	var he *echo.HTTPError
 	switch {
@@ -75,24 +116,24 @@ func outcomeOf(err error) (o outcome, known bool) {
 		o.partnerHTTP = http.StatusRequestTimeout
 		return o, true
 	case errors.Is(err, errInvalidAPI):
-		return f(models.ResultCodeInvalidAPI, "The called API is invalid or not active.", http.StatusNotFound), true
+		return usual(models.ResultCodeInvalidAPI, http.StatusNotFound), true
 	case errors.Is(err, errMethodNotAllowed):
 		o := f(models.ResultCodeInvalidAPI, "The HTTP method is not allowed on this path.", http.StatusMethodNotAllowed)
 		o.partnerHTTP = http.StatusMethodNotAllowed
 		return o, true
 	case errors.Is(err, errInvalidSignature):
 		// Never says what was expected: the cause is only logged.
-		return f(models.ResultCodeInvalidSignature, "The signature is invalid.", http.StatusUnauthorized), true
+		return usual(models.ResultCodeInvalidSignature, http.StatusUnauthorized), true
 	case errors.Is(err, errAccessDenied):
-		return f(models.ResultCodeAccessDenied, "Access is denied.", http.StatusUnauthorized), true
+		return usual(models.ResultCodeAccessDenied, http.StatusUnauthorized), true
 	case errors.Is(err, ratelimit.ErrLimited):
-		return f(models.ResultCodeRequestTrafficExceedLimit, "The request traffic exceeds the limit.", http.StatusTooManyRequests), true
+		return usual(models.ResultCodeRequestTrafficExceedLimit, http.StatusTooManyRequests), true
 	case errors.Is(err, store.ErrNotFound):
-		return f(models.ResultCodeOrderNotExist, "The order does not exist.", http.StatusNotFound), true
+		return usual(models.ResultCodeOrderNotExist, http.StatusNotFound), true
 	case errors.Is(err, domain.ErrOrderStatusInvalid):
-		return f(models.ResultCodeOrderStatusInvalid, "The order status does not allow this change.", http.StatusConflict), true
+		return usual(models.ResultCodeOrderStatusInvalid, http.StatusConflict), true
 	case errors.Is(err, store.ErrRequestMismatch):
-		return f(models.ResultCodeRepeatReqInconsistent, "The requestId was already used with a different request body.", http.StatusConflict), true
+		return usual(models.ResultCodeRepeatReqInconsistent, http.StatusConflict), true
 	case errors.Is(err, store.ErrInProgress):
 		// A retry, not a failure: the first request may still succeed.
 		return unknown(), true
