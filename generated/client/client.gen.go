@@ -134,6 +134,88 @@ type ClientInterface interface {
 	// Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
 	GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeleteFaultRules Delete every fault rule
+	//
+	// Removes every rule; calls are answered as orderhub's state says from now on. Answers 404 unless orderhub runs with `ORDERHUB_FAULTS=1`.
+	//
+	// Corresponds with DELETE /ops/faults (the `DeleteFaultRules` operationId).
+	DeleteFaultRules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListFaultRules List the fault rules
+	//
+	// The fault rules in force, oldest first, with how many calls each has
+	// answered and how many it has left. Fault rules exist only while
+	// orderhub runs with `ORDERHUB_FAULTS=1`; otherwise this endpoint
+	// answers 404.
+	//
+	// Corresponds with GET /ops/faults (the `ListFaultRules` operationId).
+	ListFaultRules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AddFaultRuleWithBody Add a fault rule
+	//
+	// Scripts what orderhub does with the next matching calls of a partner
+	// operation, so that a caller's retry logic can be tested against it.
+	// A rule matches calls of `operation` that pass message security and
+	// the contract (a refused call is refused as always), and that carry
+	// every value its `match` names: `requestId`, `requestOrderId`,
+	// `tradeId` (body fields the operation has) and `clientId` (the
+	// `Client-Id` header). The oldest matching rule acts, once per call:
+	//
+	// | action | what the caller sees | what orderhub does |
+	// |---|---|---|
+	// | `answer` | the result `resultCode` names (`resultMessage`, or the code's usual text), signed like any answer | nothing: no work, and no stored answer, so a retry with the same `requestId` runs afresh, as after a real `U` |
+	// | `delay` | the normal answer, `delayMs` later | waits, then processes the call with a full request timeout; a caller that leaves during the wait leaves the call unprocessed |
+	// | `dropBeforeProcessing` | the connection closes with no answer | nothing |
+	// | `dropAfterCommit` | the connection closes with no answer | processes the call: a notification's effect and its stored answer are committed, so the retry gets that answer |
+	//
+	// `resultCode` must be a code the operation answers with, other than
+	// `SUCCESS` (a success comes only from doing the work: shape it with
+	// `delay` or `dropAfterCommit`). With `times` the rule acts on that
+	// many calls and is then gone; without it, until deleted. Rules live
+	// in the running instance only. Answers 404 unless orderhub runs with
+	// `ORDERHUB_FAULTS=1`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ops/faults (the `AddFaultRule` operationId).
+	AddFaultRuleWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AddFaultRule Add a fault rule
+	//
+	// Scripts what orderhub does with the next matching calls of a partner
+	// operation, so that a caller's retry logic can be tested against it.
+	// A rule matches calls of `operation` that pass message security and
+	// the contract (a refused call is refused as always), and that carry
+	// every value its `match` names: `requestId`, `requestOrderId`,
+	// `tradeId` (body fields the operation has) and `clientId` (the
+	// `Client-Id` header). The oldest matching rule acts, once per call:
+	//
+	// | action | what the caller sees | what orderhub does |
+	// |---|---|---|
+	// | `answer` | the result `resultCode` names (`resultMessage`, or the code's usual text), signed like any answer | nothing: no work, and no stored answer, so a retry with the same `requestId` runs afresh, as after a real `U` |
+	// | `delay` | the normal answer, `delayMs` later | waits, then processes the call with a full request timeout; a caller that leaves during the wait leaves the call unprocessed |
+	// | `dropBeforeProcessing` | the connection closes with no answer | nothing |
+	// | `dropAfterCommit` | the connection closes with no answer | processes the call: a notification's effect and its stored answer are committed, so the retry gets that answer |
+	//
+	// `resultCode` must be a code the operation answers with, other than
+	// `SUCCESS` (a success comes only from doing the work: shape it with
+	// `delay` or `dropAfterCommit`). With `times` the rule acts on that
+	// many calls and is then gone; without it, until deleted. Rules live
+	// in the running instance only. Answers 404 unless orderhub runs with
+	// `ORDERHUB_FAULTS=1`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ops/faults (the `AddFaultRule` operationId).
+	AddFaultRule(ctx context.Context, body AddFaultRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteFaultRule Delete a fault rule
+	//
+	// Removes the rule; deleting a rule that is already gone (deleted, or its `times` used up) succeeds too. Answers 404 unless orderhub runs with `ORDERHUB_FAULTS=1`.
+	//
+	// Corresponds with DELETE /ops/faults/{faultId} (the `DeleteFaultRule` operationId).
+	DeleteFaultRule(ctx context.Context, faultID string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetOpsOpenAPIJSON The full contract, as JSON
 	//
 	// The full edition of the contract (`/ops/openapi.yaml`), converted to JSON.
@@ -482,6 +564,138 @@ func (c *Client) GetOpenAPIJSON(ctx context.Context, reqEditors ...RequestEditor
 // Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
 func (c *Client) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOpenAPIYAMLRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteFaultRules Delete every fault rule
+//
+// Removes every rule; calls are answered as orderhub's state says from now on. Answers 404 unless orderhub runs with `ORDERHUB_FAULTS=1`.
+//
+// Corresponds with DELETE /ops/faults (the `DeleteFaultRules` operationId).
+func (c *Client) DeleteFaultRules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteFaultRulesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListFaultRules List the fault rules
+//
+// The fault rules in force, oldest first, with how many calls each has
+// answered and how many it has left. Fault rules exist only while
+// orderhub runs with `ORDERHUB_FAULTS=1`; otherwise this endpoint
+// answers 404.
+//
+// Corresponds with GET /ops/faults (the `ListFaultRules` operationId).
+func (c *Client) ListFaultRules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListFaultRulesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AddFaultRuleWithBody Add a fault rule
+//
+// Scripts what orderhub does with the next matching calls of a partner
+// operation, so that a caller's retry logic can be tested against it.
+// A rule matches calls of `operation` that pass message security and
+// the contract (a refused call is refused as always), and that carry
+// every value its `match` names: `requestId`, `requestOrderId`,
+// `tradeId` (body fields the operation has) and `clientId` (the
+// `Client-Id` header). The oldest matching rule acts, once per call:
+//
+// | action | what the caller sees | what orderhub does |
+// |---|---|---|
+// | `answer` | the result `resultCode` names (`resultMessage`, or the code's usual text), signed like any answer | nothing: no work, and no stored answer, so a retry with the same `requestId` runs afresh, as after a real `U` |
+// | `delay` | the normal answer, `delayMs` later | waits, then processes the call with a full request timeout; a caller that leaves during the wait leaves the call unprocessed |
+// | `dropBeforeProcessing` | the connection closes with no answer | nothing |
+// | `dropAfterCommit` | the connection closes with no answer | processes the call: a notification's effect and its stored answer are committed, so the retry gets that answer |
+//
+// `resultCode` must be a code the operation answers with, other than
+// `SUCCESS` (a success comes only from doing the work: shape it with
+// `delay` or `dropAfterCommit`). With `times` the rule acts on that
+// many calls and is then gone; without it, until deleted. Rules live
+// in the running instance only. Answers 404 unless orderhub runs with
+// `ORDERHUB_FAULTS=1`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ops/faults (the `AddFaultRule` operationId).
+func (c *Client) AddFaultRuleWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddFaultRuleRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AddFaultRule Add a fault rule
+//
+// Scripts what orderhub does with the next matching calls of a partner
+// operation, so that a caller's retry logic can be tested against it.
+// A rule matches calls of `operation` that pass message security and
+// the contract (a refused call is refused as always), and that carry
+// every value its `match` names: `requestId`, `requestOrderId`,
+// `tradeId` (body fields the operation has) and `clientId` (the
+// `Client-Id` header). The oldest matching rule acts, once per call:
+//
+// | action | what the caller sees | what orderhub does |
+// |---|---|---|
+// | `answer` | the result `resultCode` names (`resultMessage`, or the code's usual text), signed like any answer | nothing: no work, and no stored answer, so a retry with the same `requestId` runs afresh, as after a real `U` |
+// | `delay` | the normal answer, `delayMs` later | waits, then processes the call with a full request timeout; a caller that leaves during the wait leaves the call unprocessed |
+// | `dropBeforeProcessing` | the connection closes with no answer | nothing |
+// | `dropAfterCommit` | the connection closes with no answer | processes the call: a notification's effect and its stored answer are committed, so the retry gets that answer |
+//
+// `resultCode` must be a code the operation answers with, other than
+// `SUCCESS` (a success comes only from doing the work: shape it with
+// `delay` or `dropAfterCommit`). With `times` the rule acts on that
+// many calls and is then gone; without it, until deleted. Rules live
+// in the running instance only. Answers 404 unless orderhub runs with
+// `ORDERHUB_FAULTS=1`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ops/faults (the `AddFaultRule` operationId).
+func (c *Client) AddFaultRule(ctx context.Context, body AddFaultRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddFaultRuleRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteFaultRule Delete a fault rule
+//
+// Removes the rule; deleting a rule that is already gone (deleted, or its `times` used up) succeeds too. Answers 404 unless orderhub runs with `ORDERHUB_FAULTS=1`.
+//
+// Corresponds with DELETE /ops/faults/{faultId} (the `DeleteFaultRule` operationId).
+func (c *Client) DeleteFaultRule(ctx context.Context, faultID string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteFaultRuleRequest(c.Server, faultID)
 	if err != nil {
 		return nil, err
 	}
@@ -1033,6 +1247,134 @@ func NewGetOpenAPIYAMLRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewDeleteFaultRulesRequest constructs an http.Request for the DeleteFaultRules method
+func NewDeleteFaultRulesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ops/faults")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListFaultRulesRequest constructs an http.Request for the ListFaultRules method
+func NewListFaultRulesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ops/faults")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAddFaultRuleRequest calls the generic AddFaultRule builder with application/json body
+func NewAddFaultRuleRequest(server string, body AddFaultRuleJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAddFaultRuleRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAddFaultRuleRequestWithBody constructs an http.Request for the AddFaultRule method, with any body, and a specified content type
+func NewAddFaultRuleRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ops/faults")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteFaultRuleRequest constructs an http.Request for the DeleteFaultRule method
+func NewDeleteFaultRuleRequest(server string, faultID string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "faultId", faultID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ops/faults/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetOpsOpenAPIJSONRequest constructs an http.Request for the GetOpsOpenAPIJSON method
 func NewGetOpsOpenAPIJSONRequest(server string) (*http.Request, error) {
 	var err error
@@ -1516,6 +1858,94 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
 	GetOpenAPIYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPIYAMLHTTPResponse, error)
 
+	// DeleteFaultRulesWithResponse Delete every fault rule
+	//
+	// Removes every rule; calls are answered as orderhub's state says from now on. Answers 404 unless orderhub runs with `ORDERHUB_FAULTS=1`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /ops/faults (the `DeleteFaultRules` operationId).
+	DeleteFaultRulesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*DeleteFaultRulesHTTPResponse, error)
+
+	// ListFaultRulesWithResponse List the fault rules
+	//
+	// The fault rules in force, oldest first, with how many calls each has
+	// answered and how many it has left. Fault rules exist only while
+	// orderhub runs with `ORDERHUB_FAULTS=1`; otherwise this endpoint
+	// answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /ops/faults (the `ListFaultRules` operationId).
+	ListFaultRulesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListFaultRulesHTTPResponse, error)
+
+	// AddFaultRuleWithBodyWithResponse Add a fault rule
+	//
+	// Scripts what orderhub does with the next matching calls of a partner
+	// operation, so that a caller's retry logic can be tested against it.
+	// A rule matches calls of `operation` that pass message security and
+	// the contract (a refused call is refused as always), and that carry
+	// every value its `match` names: `requestId`, `requestOrderId`,
+	// `tradeId` (body fields the operation has) and `clientId` (the
+	// `Client-Id` header). The oldest matching rule acts, once per call:
+	//
+	// | action | what the caller sees | what orderhub does |
+	// |---|---|---|
+	// | `answer` | the result `resultCode` names (`resultMessage`, or the code's usual text), signed like any answer | nothing: no work, and no stored answer, so a retry with the same `requestId` runs afresh, as after a real `U` |
+	// | `delay` | the normal answer, `delayMs` later | waits, then processes the call with a full request timeout; a caller that leaves during the wait leaves the call unprocessed |
+	// | `dropBeforeProcessing` | the connection closes with no answer | nothing |
+	// | `dropAfterCommit` | the connection closes with no answer | processes the call: a notification's effect and its stored answer are committed, so the retry gets that answer |
+	//
+	// `resultCode` must be a code the operation answers with, other than
+	// `SUCCESS` (a success comes only from doing the work: shape it with
+	// `delay` or `dropAfterCommit`). With `times` the rule acts on that
+	// many calls and is then gone; without it, until deleted. Rules live
+	// in the running instance only. Answers 404 unless orderhub runs with
+	// `ORDERHUB_FAULTS=1`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ops/faults (the `AddFaultRule` operationId).
+	AddFaultRuleWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AddFaultRuleHTTPResponse, error)
+
+	// AddFaultRuleWithResponse Add a fault rule
+	//
+	// Scripts what orderhub does with the next matching calls of a partner
+	// operation, so that a caller's retry logic can be tested against it.
+	// A rule matches calls of `operation` that pass message security and
+	// the contract (a refused call is refused as always), and that carry
+	// every value its `match` names: `requestId`, `requestOrderId`,
+	// `tradeId` (body fields the operation has) and `clientId` (the
+	// `Client-Id` header). The oldest matching rule acts, once per call:
+	//
+	// | action | what the caller sees | what orderhub does |
+	// |---|---|---|
+	// | `answer` | the result `resultCode` names (`resultMessage`, or the code's usual text), signed like any answer | nothing: no work, and no stored answer, so a retry with the same `requestId` runs afresh, as after a real `U` |
+	// | `delay` | the normal answer, `delayMs` later | waits, then processes the call with a full request timeout; a caller that leaves during the wait leaves the call unprocessed |
+	// | `dropBeforeProcessing` | the connection closes with no answer | nothing |
+	// | `dropAfterCommit` | the connection closes with no answer | processes the call: a notification's effect and its stored answer are committed, so the retry gets that answer |
+	//
+	// `resultCode` must be a code the operation answers with, other than
+	// `SUCCESS` (a success comes only from doing the work: shape it with
+	// `delay` or `dropAfterCommit`). With `times` the rule acts on that
+	// many calls and is then gone; without it, until deleted. Rules live
+	// in the running instance only. Answers 404 unless orderhub runs with
+	// `ORDERHUB_FAULTS=1`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ops/faults (the `AddFaultRule` operationId).
+	AddFaultRuleWithResponse(ctx context.Context, body AddFaultRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*AddFaultRuleHTTPResponse, error)
+
+	// DeleteFaultRuleWithResponse Delete a fault rule
+	//
+	// Removes the rule; deleting a rule that is already gone (deleted, or its `times` used up) succeeds too. Answers 404 unless orderhub runs with `ORDERHUB_FAULTS=1`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /ops/faults/{faultId} (the `DeleteFaultRule` operationId).
+	DeleteFaultRuleWithResponse(ctx context.Context, faultID string, reqEditors ...RequestEditorFn) (*DeleteFaultRuleHTTPResponse, error)
+
 	// GetOpsOpenAPIJSONWithResponse The full contract, as JSON
 	//
 	// The full edition of the contract (`/ops/openapi.yaml`), converted to JSON.
@@ -1973,6 +2403,268 @@ func (r GetOpenAPIYAMLHTTPResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOpenAPIYAMLHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteFaultRulesHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OpsAccessDenied
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *OpsFaultsOff
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *OpsUnknownException
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteFaultRulesHTTPResponse) GetJSON401() *OpsAccessDenied {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteFaultRulesHTTPResponse) GetJSON404() *OpsFaultsOff {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteFaultRulesHTTPResponse) GetJSON503() *OpsUnknownException {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteFaultRulesHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteFaultRulesHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteFaultRulesHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteFaultRulesHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListFaultRulesHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FaultRuleList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OpsAccessDenied
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *OpsFaultsOff
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *OpsUnknownException
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListFaultRulesHTTPResponse) GetJSON200() *FaultRuleList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListFaultRulesHTTPResponse) GetJSON401() *OpsAccessDenied {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListFaultRulesHTTPResponse) GetJSON404() *OpsFaultsOff {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListFaultRulesHTTPResponse) GetJSON503() *OpsUnknownException {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListFaultRulesHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListFaultRulesHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListFaultRulesHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListFaultRulesHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AddFaultRuleHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *FaultRule
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorResponse
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OpsAccessDenied
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *OpsFaultsOff
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *OpsRequestTimeout
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *OpsBodyTooLarge
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *OpsUnknownException
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AddFaultRuleHTTPResponse) GetJSON201() *FaultRule {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AddFaultRuleHTTPResponse) GetJSON400() *ErrorResponse {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AddFaultRuleHTTPResponse) GetJSON401() *OpsAccessDenied {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AddFaultRuleHTTPResponse) GetJSON404() *OpsFaultsOff {
+	return r.JSON404
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r AddFaultRuleHTTPResponse) GetJSON408() *OpsRequestTimeout {
+	return r.JSON408
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r AddFaultRuleHTTPResponse) GetJSON413() *OpsBodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AddFaultRuleHTTPResponse) GetJSON503() *OpsUnknownException {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AddFaultRuleHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AddFaultRuleHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AddFaultRuleHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AddFaultRuleHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteFaultRuleHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *OpsParamIllegal
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OpsAccessDenied
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *OpsFaultsOff
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *OpsUnknownException
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteFaultRuleHTTPResponse) GetJSON400() *OpsParamIllegal {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteFaultRuleHTTPResponse) GetJSON401() *OpsAccessDenied {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteFaultRuleHTTPResponse) GetJSON404() *OpsFaultsOff {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteFaultRuleHTTPResponse) GetJSON503() *OpsUnknownException {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteFaultRuleHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteFaultRuleHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteFaultRuleHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteFaultRuleHTTPResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2700,6 +3392,124 @@ func (c *ClientWithResponses) GetOpenAPIYAMLWithResponse(ctx context.Context, re
 	return ParseGetOpenAPIYAMLHTTPResponse(rsp)
 }
 
+// DeleteFaultRulesWithResponse Delete every fault rule
+//
+// Removes every rule; calls are answered as orderhub's state says from now on. Answers 404 unless orderhub runs with `ORDERHUB_FAULTS=1`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /ops/faults (the `DeleteFaultRules` operationId).
+func (c *ClientWithResponses) DeleteFaultRulesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*DeleteFaultRulesHTTPResponse, error) {
+	rsp, err := c.DeleteFaultRules(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteFaultRulesHTTPResponse(rsp)
+}
+
+// ListFaultRulesWithResponse List the fault rules
+//
+// The fault rules in force, oldest first, with how many calls each has
+// answered and how many it has left. Fault rules exist only while
+// orderhub runs with `ORDERHUB_FAULTS=1`; otherwise this endpoint
+// answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /ops/faults (the `ListFaultRules` operationId).
+func (c *ClientWithResponses) ListFaultRulesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListFaultRulesHTTPResponse, error) {
+	rsp, err := c.ListFaultRules(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListFaultRulesHTTPResponse(rsp)
+}
+
+// AddFaultRuleWithBodyWithResponse Add a fault rule
+//
+// Scripts what orderhub does with the next matching calls of a partner
+// operation, so that a caller's retry logic can be tested against it.
+// A rule matches calls of `operation` that pass message security and
+// the contract (a refused call is refused as always), and that carry
+// every value its `match` names: `requestId`, `requestOrderId`,
+// `tradeId` (body fields the operation has) and `clientId` (the
+// `Client-Id` header). The oldest matching rule acts, once per call:
+//
+// | action | what the caller sees | what orderhub does |
+// |---|---|---|
+// | `answer` | the result `resultCode` names (`resultMessage`, or the code's usual text), signed like any answer | nothing: no work, and no stored answer, so a retry with the same `requestId` runs afresh, as after a real `U` |
+// | `delay` | the normal answer, `delayMs` later | waits, then processes the call with a full request timeout; a caller that leaves during the wait leaves the call unprocessed |
+// | `dropBeforeProcessing` | the connection closes with no answer | nothing |
+// | `dropAfterCommit` | the connection closes with no answer | processes the call: a notification's effect and its stored answer are committed, so the retry gets that answer |
+//
+// `resultCode` must be a code the operation answers with, other than
+// `SUCCESS` (a success comes only from doing the work: shape it with
+// `delay` or `dropAfterCommit`). With `times` the rule acts on that
+// many calls and is then gone; without it, until deleted. Rules live
+// in the running instance only. Answers 404 unless orderhub runs with
+// `ORDERHUB_FAULTS=1`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ops/faults (the `AddFaultRule` operationId).
+func (c *ClientWithResponses) AddFaultRuleWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AddFaultRuleHTTPResponse, error) {
+	rsp, err := c.AddFaultRuleWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddFaultRuleHTTPResponse(rsp)
+}
+
+// AddFaultRuleWithResponse Add a fault rule
+//
+// Scripts what orderhub does with the next matching calls of a partner
+// operation, so that a caller's retry logic can be tested against it.
+// A rule matches calls of `operation` that pass message security and
+// the contract (a refused call is refused as always), and that carry
+// every value its `match` names: `requestId`, `requestOrderId`,
+// `tradeId` (body fields the operation has) and `clientId` (the
+// `Client-Id` header). The oldest matching rule acts, once per call:
+//
+// | action | what the caller sees | what orderhub does |
+// |---|---|---|
+// | `answer` | the result `resultCode` names (`resultMessage`, or the code's usual text), signed like any answer | nothing: no work, and no stored answer, so a retry with the same `requestId` runs afresh, as after a real `U` |
+// | `delay` | the normal answer, `delayMs` later | waits, then processes the call with a full request timeout; a caller that leaves during the wait leaves the call unprocessed |
+// | `dropBeforeProcessing` | the connection closes with no answer | nothing |
+// | `dropAfterCommit` | the connection closes with no answer | processes the call: a notification's effect and its stored answer are committed, so the retry gets that answer |
+//
+// `resultCode` must be a code the operation answers with, other than
+// `SUCCESS` (a success comes only from doing the work: shape it with
+// `delay` or `dropAfterCommit`). With `times` the rule acts on that
+// many calls and is then gone; without it, until deleted. Rules live
+// in the running instance only. Answers 404 unless orderhub runs with
+// `ORDERHUB_FAULTS=1`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ops/faults (the `AddFaultRule` operationId).
+func (c *ClientWithResponses) AddFaultRuleWithResponse(ctx context.Context, body AddFaultRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*AddFaultRuleHTTPResponse, error) {
+	rsp, err := c.AddFaultRule(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddFaultRuleHTTPResponse(rsp)
+}
+
+// DeleteFaultRuleWithResponse Delete a fault rule
+//
+// Removes the rule; deleting a rule that is already gone (deleted, or its `times` used up) succeeds too. Answers 404 unless orderhub runs with `ORDERHUB_FAULTS=1`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /ops/faults/{faultId} (the `DeleteFaultRule` operationId).
+func (c *ClientWithResponses) DeleteFaultRuleWithResponse(ctx context.Context, faultID string, reqEditors ...RequestEditorFn) (*DeleteFaultRuleHTTPResponse, error) {
+	rsp, err := c.DeleteFaultRule(ctx, faultID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteFaultRuleHTTPResponse(rsp)
+}
+
 // GetOpsOpenAPIJSONWithResponse The full contract, as JSON
 //
 // The full edition of the contract (`/ops/openapi.yaml`), converted to JSON.
@@ -3156,6 +3966,214 @@ func ParseGetOpenAPIYAMLHTTPResponse(rsp *http.Response) (*GetOpenAPIYAMLHTTPRes
 			return nil, err
 		}
 		response.YAML200 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteFaultRulesHTTPResponse parses an HTTP response from a DeleteFaultRulesWithResponse call
+func ParseDeleteFaultRulesHTTPResponse(rsp *http.Response) (*DeleteFaultRulesHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteFaultRulesHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OpsAccessDenied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest OpsFaultsOff
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest OpsUnknownException
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListFaultRulesHTTPResponse parses an HTTP response from a ListFaultRulesWithResponse call
+func ParseListFaultRulesHTTPResponse(rsp *http.Response) (*ListFaultRulesHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListFaultRulesHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FaultRuleList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OpsAccessDenied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest OpsFaultsOff
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest OpsUnknownException
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAddFaultRuleHTTPResponse parses an HTTP response from a AddFaultRuleWithResponse call
+func ParseAddFaultRuleHTTPResponse(rsp *http.Response) (*AddFaultRuleHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AddFaultRuleHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest FaultRule
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OpsAccessDenied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest OpsFaultsOff
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest OpsRequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest OpsBodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest OpsUnknownException
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteFaultRuleHTTPResponse parses an HTTP response from a DeleteFaultRuleWithResponse call
+func ParseDeleteFaultRuleHTTPResponse(rsp *http.Response) (*DeleteFaultRuleHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteFaultRuleHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest OpsParamIllegal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OpsAccessDenied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest OpsFaultsOff
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest OpsUnknownException
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 

@@ -29,6 +29,30 @@ func (e DeliveryAuditStatus) Valid() bool {
 	}
 }
 
+// Defines values for FaultAction.
+const (
+	FaultActionAnswer               FaultAction = "answer"
+	FaultActionDelay                FaultAction = "delay"
+	FaultActionDropAfterCommit      FaultAction = "dropAfterCommit"
+	FaultActionDropBeforeProcessing FaultAction = "dropBeforeProcessing"
+)
+
+// Valid indicates whether the value is a known member of the FaultAction enum.
+func (e FaultAction) Valid() bool {
+	switch e {
+	case FaultActionAnswer:
+		return true
+	case FaultActionDelay:
+		return true
+	case FaultActionDropAfterCommit:
+		return true
+	case FaultActionDropBeforeProcessing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OrderStatus.
 const (
 	OrderStatusAccepted     OrderStatus = "ACCEPTED"
@@ -157,6 +181,49 @@ type ErrorResponse struct {
 // ExtendInfo Free-form extra information about the order, at most 2048 characters serialised as JSON.
 type ExtendInfo = ijson.Object
 
+// FaultAction What a fault rule does with a matching call (see `addFaultRule`).
+type FaultAction string
+
+// FaultMatch The values a call must carry for the rule to act on it; a field left out matches any value. Body fields must be fields of the rule's operation.
+type FaultMatch struct {
+	// ClientID The caller's `Client-Id` header.
+	ClientID       *string `json:"clientId,omitempty"`
+	RequestID      *string `json:"requestId,omitempty"`
+	RequestOrderID *string `json:"requestOrderId,omitempty"`
+	TradeID        *string `json:"tradeId,omitempty"`
+}
+
+// FaultRule defines model for FaultRule.
+type FaultRule struct {
+	// Action What a fault rule does with a matching call (see `addFaultRule`).
+	Action    FaultAction `json:"action"`
+	CreatedAt time.Time   `json:"createdAt"`
+	DelayMs   *int        `json:"delayMs,omitempty"`
+	FaultID   string      `json:"faultId"`
+
+	// Injected How many calls the rule has acted on.
+	Injected int `json:"injected"`
+
+	// Match The values a call must carry for the rule to act on it; a field left out matches any value. Body fields must be fields of the rule's operation.
+	Match     *FaultMatch `json:"match,omitempty"`
+	Operation string      `json:"operation"`
+
+	// Remaining How many more calls the rule acts on; absent for a rule without `times`.
+	Remaining *int `json:"remaining,omitempty"`
+
+	// ResultCode The result code; each operation lists the codes it answers with. A code this contract does not list yet is handled by its `resultStatus`.
+	//
+	// Example: SUCCESS
+	ResultCode    *ResultCode `json:"resultCode,omitempty"`
+	ResultMessage *string     `json:"resultMessage,omitempty"`
+	Times         *int        `json:"times,omitempty"`
+}
+
+// FaultRuleList defines model for FaultRuleList.
+type FaultRuleList struct {
+	FaultRules []FaultRule `json:"faultRules"`
+}
+
 // InquireOrderDetailAnswer defines model for InquireOrderDetailAnswer.
 type InquireOrderDetailAnswer struct {
 	// ExtendInfo Free-form extra information about the order, at most 2048 characters serialised as JSON.
@@ -190,6 +257,32 @@ type InquireOrderDetailRequest struct {
 
 // InquireOrderDetailResult The outcome of inquireOrderDetail, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
 type InquireOrderDetailResult = Result
+
+// NewFaultRule defines model for NewFaultRule.
+type NewFaultRule struct {
+	// Action What a fault rule does with a matching call (see `addFaultRule`).
+	Action FaultAction `json:"action"`
+
+	// DelayMs With `delay` (and only with it), how long to wait before processing the call, in milliseconds.
+	DelayMs *int `json:"delayMs,omitempty"`
+
+	// Match The values a call must carry for the rule to act on it; a field left out matches any value. Body fields must be fields of the rule's operation.
+	Match *FaultMatch `json:"match,omitempty"`
+
+	// Operation The `operationId` of a partner operation, such as `notifyOrderCompletion`.
+	Operation string `json:"operation"`
+
+	// ResultCode The result code; each operation lists the codes it answers with. A code this contract does not list yet is handled by its `resultStatus`.
+	//
+	// Example: SUCCESS
+	ResultCode *ResultCode `json:"resultCode,omitempty"`
+
+	// ResultMessage With `answer`, the `resultMessage` to send instead of the code's usual text.
+	ResultMessage *string `json:"resultMessage,omitempty"`
+
+	// Times How many matching calls the rule acts on; without it, every one until the rule is deleted.
+	Times *int `json:"times,omitempty"`
+}
 
 // NotifyDeliveryAuditResultAnswer defines model for NotifyDeliveryAuditResultAnswer.
 type NotifyDeliveryAuditResultAnswer struct {
@@ -343,6 +436,9 @@ type OpsAccessDenied = ErrorResponse
 // OpsBodyTooLarge defines model for OpsBodyTooLarge.
 type OpsBodyTooLarge = ErrorResponse
 
+// OpsFaultsOff defines model for OpsFaultsOff.
+type OpsFaultsOff = ErrorResponse
+
 // OpsParamIllegal defines model for OpsParamIllegal.
 type OpsParamIllegal = ErrorResponse
 
@@ -381,6 +477,9 @@ type InquireOrderDetailParams struct {
 	// than 1024 characters breaks this contract (`PARAM_ILLEGAL`).
 	XRequestID *XRequestID `json:"X-Request-Id,omitempty"`
 }
+
+// AddFaultRuleJSONRequestBody defines body for AddFaultRule for application/json ContentType.
+type AddFaultRuleJSONRequestBody = NewFaultRule
 
 // PutOrderJSONRequestBody defines body for PutOrder for application/json ContentType.
 type PutOrderJSONRequestBody = PutOrderRequest

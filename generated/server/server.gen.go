@@ -17,6 +17,18 @@ import (
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// DeleteFaultRules Delete every fault rule
+	// (DELETE /ops/faults)
+	DeleteFaultRules(ctx echo.Context) error
+	// ListFaultRules List the fault rules
+	// (GET /ops/faults)
+	ListFaultRules(ctx echo.Context) error
+	// AddFaultRule Add a fault rule
+	// (POST /ops/faults)
+	AddFaultRule(ctx echo.Context) error
+	// DeleteFaultRule Delete a fault rule
+	// (DELETE /ops/faults/{faultId})
+	DeleteFaultRule(ctx echo.Context, faultID string) error
 	// GetOrder Read an order
 	// (GET /ops/orders/{requestOrderId})
 	GetOrder(ctx echo.Context, requestOrderID string) error
@@ -40,6 +52,49 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// DeleteFaultRules converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteFaultRules(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteFaultRules(ctx)
+	return err
+}
+
+// ListFaultRules converts echo context to params.
+func (w *ServerInterfaceWrapper) ListFaultRules(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListFaultRules(ctx)
+	return err
+}
+
+// AddFaultRule converts echo context to params.
+func (w *ServerInterfaceWrapper) AddFaultRule(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AddFaultRule(ctx)
+	return err
+}
+
+// DeleteFaultRule converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteFaultRule(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "faultId" -------------
+	var faultID string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "faultId", ctx.Param("faultId"), &faultID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter faultId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteFaultRule(ctx, faultID)
+	return err
 }
 
 // GetOrder converts echo context to params.
@@ -230,6 +285,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/ops/orders/:requestOrderId", wrapper.GetOrder, options.OperationMiddlewares["getOrder"]...)
 	router.PUT(options.BaseURL+"/ops/orders/:requestOrderId", wrapper.PutOrder, options.OperationMiddlewares["putOrder"]...)
 	router.GET(options.BaseURL+"/ops/trades/:tradeId/deliveryAudits", wrapper.ListDeliveryAudits, options.OperationMiddlewares["listDeliveryAudits"]...)
+	router.DELETE(options.BaseURL+"/ops/faults", wrapper.DeleteFaultRules, options.OperationMiddlewares["deleteFaultRules"]...)
+	router.GET(options.BaseURL+"/ops/faults", wrapper.ListFaultRules, options.OperationMiddlewares["listFaultRules"]...)
+	router.POST(options.BaseURL+"/ops/faults", wrapper.AddFaultRule, options.OperationMiddlewares["addFaultRule"]...)
+	router.DELETE(options.BaseURL+"/ops/faults/:faultId", wrapper.DeleteFaultRule, options.OperationMiddlewares["deleteFaultRule"]...)
 
 }
 
@@ -249,6 +308,8 @@ type OpsAccessDeniedJSONResponse ErrorResponse
 
 type OpsBodyTooLargeJSONResponse ErrorResponse
 
+type OpsFaultsOffJSONResponse ErrorResponse
+
 type OpsParamIllegalJSONResponse ErrorResponse
 
 type OpsRequestTimeoutJSONResponse ErrorResponse
@@ -265,6 +326,312 @@ type RequestTimeoutJSONResponse struct {
 	Body ErrorResponse
 
 	Headers RequestTimeoutResponseHeaders
+}
+
+type DeleteFaultRulesRequestObject struct {
+}
+
+type DeleteFaultRulesResponseObject interface {
+	VisitDeleteFaultRulesResponse(w http.ResponseWriter) error
+}
+
+type DeleteFaultRules204Response struct {
+}
+
+func (response DeleteFaultRules204Response) VisitDeleteFaultRulesResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteFaultRules401JSONResponse struct{ OpsAccessDeniedJSONResponse }
+
+func (response DeleteFaultRules401JSONResponse) VisitDeleteFaultRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteFaultRules404JSONResponse struct{ OpsFaultsOffJSONResponse }
+
+func (response DeleteFaultRules404JSONResponse) VisitDeleteFaultRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteFaultRules503JSONResponse struct {
+	OpsUnknownExceptionJSONResponse
+}
+
+func (response DeleteFaultRules503JSONResponse) VisitDeleteFaultRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFaultRulesRequestObject struct {
+}
+
+type ListFaultRulesResponseObject interface {
+	VisitListFaultRulesResponse(w http.ResponseWriter) error
+}
+
+type ListFaultRules200JSONResponse FaultRuleList
+
+func (response ListFaultRules200JSONResponse) VisitListFaultRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFaultRules401JSONResponse struct{ OpsAccessDeniedJSONResponse }
+
+func (response ListFaultRules401JSONResponse) VisitListFaultRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFaultRules404JSONResponse struct{ OpsFaultsOffJSONResponse }
+
+func (response ListFaultRules404JSONResponse) VisitListFaultRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFaultRules503JSONResponse struct {
+	OpsUnknownExceptionJSONResponse
+}
+
+func (response ListFaultRules503JSONResponse) VisitListFaultRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddFaultRuleRequestObject struct {
+	Body *AddFaultRuleJSONRequestBody
+}
+
+type AddFaultRuleResponseObject interface {
+	VisitAddFaultRuleResponse(w http.ResponseWriter) error
+}
+
+type AddFaultRule201JSONResponse FaultRule
+
+func (response AddFaultRule201JSONResponse) VisitAddFaultRuleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddFaultRule400JSONResponse ErrorResponse
+
+func (response AddFaultRule400JSONResponse) VisitAddFaultRuleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddFaultRule401JSONResponse struct{ OpsAccessDeniedJSONResponse }
+
+func (response AddFaultRule401JSONResponse) VisitAddFaultRuleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddFaultRule404JSONResponse struct{ OpsFaultsOffJSONResponse }
+
+func (response AddFaultRule404JSONResponse) VisitAddFaultRuleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddFaultRule408JSONResponse struct{ OpsRequestTimeoutJSONResponse }
+
+func (response AddFaultRule408JSONResponse) VisitAddFaultRuleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddFaultRule413JSONResponse struct{ OpsBodyTooLargeJSONResponse }
+
+func (response AddFaultRule413JSONResponse) VisitAddFaultRuleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddFaultRule503JSONResponse struct {
+	OpsUnknownExceptionJSONResponse
+}
+
+func (response AddFaultRule503JSONResponse) VisitAddFaultRuleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteFaultRuleRequestObject struct {
+	FaultID string `json:"faultId"`
+}
+
+type DeleteFaultRuleResponseObject interface {
+	VisitDeleteFaultRuleResponse(w http.ResponseWriter) error
+}
+
+type DeleteFaultRule204Response struct {
+}
+
+func (response DeleteFaultRule204Response) VisitDeleteFaultRuleResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteFaultRule400JSONResponse struct{ OpsParamIllegalJSONResponse }
+
+func (response DeleteFaultRule400JSONResponse) VisitDeleteFaultRuleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteFaultRule401JSONResponse struct{ OpsAccessDeniedJSONResponse }
+
+func (response DeleteFaultRule401JSONResponse) VisitDeleteFaultRuleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteFaultRule404JSONResponse struct{ OpsFaultsOffJSONResponse }
+
+func (response DeleteFaultRule404JSONResponse) VisitDeleteFaultRuleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteFaultRule503JSONResponse struct {
+	OpsUnknownExceptionJSONResponse
+}
+
+func (response DeleteFaultRule503JSONResponse) VisitDeleteFaultRuleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type GetOrderRequestObject struct {
@@ -797,6 +1164,18 @@ func (response InquireOrderDetail413JSONResponse) VisitInquireOrderDetailRespons
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// DeleteFaultRules Delete every fault rule
+	// (DELETE /ops/faults)
+	DeleteFaultRules(ctx context.Context, request DeleteFaultRulesRequestObject) (DeleteFaultRulesResponseObject, error)
+	// ListFaultRules List the fault rules
+	// (GET /ops/faults)
+	ListFaultRules(ctx context.Context, request ListFaultRulesRequestObject) (ListFaultRulesResponseObject, error)
+	// AddFaultRule Add a fault rule
+	// (POST /ops/faults)
+	AddFaultRule(ctx context.Context, request AddFaultRuleRequestObject) (AddFaultRuleResponseObject, error)
+	// DeleteFaultRule Delete a fault rule
+	// (DELETE /ops/faults/{faultId})
+	DeleteFaultRule(ctx context.Context, request DeleteFaultRuleRequestObject) (DeleteFaultRuleResponseObject, error)
 	// GetOrder Read an order
 	// (GET /ops/orders/{requestOrderId})
 	GetOrder(ctx context.Context, request GetOrderRequestObject) (GetOrderResponseObject, error)
@@ -827,6 +1206,123 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// DeleteFaultRules operation middleware
+func (sh *strictHandler) DeleteFaultRules(ctx echo.Context) error {
+	var request DeleteFaultRulesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteFaultRules(ctx.Request().Context(), request.(DeleteFaultRulesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteFaultRules")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteFaultRulesResponseObject); ok {
+		return validResponse.VisitDeleteFaultRulesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListFaultRules operation middleware
+func (sh *strictHandler) ListFaultRules(ctx echo.Context) error {
+	var request ListFaultRulesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListFaultRules(ctx.Request().Context(), request.(ListFaultRulesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListFaultRules")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListFaultRulesResponseObject); ok {
+		return validResponse.VisitListFaultRulesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AddFaultRule operation middleware
+func (sh *strictHandler) AddFaultRule(ctx echo.Context) error {
+	var request AddFaultRuleRequestObject
+
+	var body AddFaultRuleJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AddFaultRule(ctx.Request().Context(), request.(AddFaultRuleRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AddFaultRule")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AddFaultRuleResponseObject); ok {
+		return validResponse.VisitAddFaultRuleResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteFaultRule operation middleware
+func (sh *strictHandler) DeleteFaultRule(ctx echo.Context, faultID string) error {
+	var request DeleteFaultRuleRequestObject
+
+	request.FaultID = faultID
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteFaultRule(ctx.Request().Context(), request.(DeleteFaultRuleRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteFaultRule")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteFaultRuleResponseObject); ok {
+		return validResponse.VisitDeleteFaultRuleResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // GetOrder operation middleware

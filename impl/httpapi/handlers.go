@@ -11,18 +11,22 @@ import (
 	"github.com/orderhub/orderhub/generated/models"
 	"github.com/orderhub/orderhub/generated/server"
 	"github.com/orderhub/orderhub/impl/domain"
+	"github.com/orderhub/orderhub/impl/faults"
 	"github.com/orderhub/orderhub/impl/ijson"
 	"github.com/orderhub/orderhub/impl/store"
+	"github.com/orderhub/orderhub/openapi"
 )
 
 // handlers implements the contract's operations. A partner operation
 // answers with an *answer: an idempotent one through runIdempotent, which
 // stores it with its effect, the others through reply.
 type handlers struct {
-	st   store.Store
-	now  func() time.Time
-	seal sealer
-	idem *idempotency
+	st      store.Store
+	now     func() time.Time
+	seal    sealer
+	idem    *idempotency
+	catalog *openapi.Catalog
+	faults  *faults.Rules // nil: faults are off
 }
 
 var _ server.StrictServerInterface = (*handlers)(nil)

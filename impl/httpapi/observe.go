@@ -19,6 +19,7 @@ import (
 
 	"github.com/orderhub/orderhub/generated/models"
 	"github.com/orderhub/orderhub/impl/domain"
+	"github.com/orderhub/orderhub/impl/faults"
 	"github.com/orderhub/orderhub/impl/store"
 	"github.com/orderhub/orderhub/openapi"
 )
@@ -40,6 +41,12 @@ type facts struct {
 	partnerID string            // the body's requestId (idempotency key), if any
 	status    string            // result.resultStatus of the answer
 	code      string            // result.resultCode of the answer
+	fault     string            // the fault rule's action applied to the call, if any
+
+	// extendDeadline gives the rest of the request a deadline d later than
+	// the request timeout from now would be, on the request's own context
+	// (set by the deadline middleware): a delay fault waits on it.
+	extendDeadline func(d time.Duration) (context.Context, context.CancelFunc)
 }
 
 type factsKey struct{}
@@ -166,6 +173,9 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 			if v.Error != nil {
 				attrs = append(attrs, slog.String("err", errorText(v.Error)))
 			}
+			if f.fault != "" {
+				attrs = append(attrs, slog.String("fault", f.fault))
+			}
 			if f.stranger {
 				attrs = append(attrs, slog.Int("strangersNotLogged", skipped))
 			}
@@ -247,6 +257,21 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// faultsInjected registers the count of calls fault rules acted on, by
+// operation and action, every series at zero from the start.
+func (m *metrics) faultsInjected(ops []string) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orderhub_faults_injected_total",
+		Help: "Partner calls a fault rule acted on (ORDERHUB_FAULTS=1), by operation and action: answer, delay, dropBeforeProcessing, dropAfterCommit.",
+	}, []string{"operation", "action"})
+	for _, op := range ops {
+		for _, a := range faults.Actions() {
+			c.WithLabelValues(op, string(a))
+		}
+	}
+	return c, m.reg.Register(c)
 }
 
 // httpMetrics counts and times requests by operation and result. The host

@@ -18,6 +18,7 @@ import (
 
 	"github.com/orderhub/orderhub/generated/server"
 	"github.com/orderhub/orderhub/impl/clients"
+	"github.com/orderhub/orderhub/impl/faults"
 	"github.com/orderhub/orderhub/impl/ratelimit"
 	"github.com/orderhub/orderhub/impl/signature"
 	"github.com/orderhub/orderhub/impl/store"
@@ -70,6 +71,11 @@ type Config struct {
 	// most this many times a second per client, four times as many in all,
 	// and unsigned past that (0: DefaultSignedRefusals).
 	SignedRefusals int
+	// Faults turns on the scripted faults of a test instance: the
+	// operator API's fault rules (/ops/faults) and their step in the
+	// request path. Off, the fault endpoints answer 404 and no call looks
+	// at rules.
+	Faults bool
 }
 
 // Defaults for the zero values of Config.
@@ -164,7 +170,7 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 
 	// The request path, outermost first. Echo routes before running these,
 	// so c.Path() is the matched route.
-	e.Use(
+	stack := []echo.MiddlewareFunc{
 		recoverPanics, // a panic in the layers below
 		requestIDs(cfg.Catalog),
 		httpMetrics,     // sees the answer sent: requestLog handles errors
@@ -176,10 +182,19 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 		rateLimit(cfg.RateLimit),
 		validator(cfg.Catalog, cfg.AdminToken),
 		wellFormed, // what the validator lets through: trailing data, bad UTF-8
-	)
-	h := &handlers{st: st, now: cfg.Now, seal: seal, idem: &idempotency{
+	}
+	h := &handlers{st: st, now: cfg.Now, seal: seal, catalog: cfg.Catalog, idem: &idempotency{
 		st: st, seal: seal, lease: cfg.Lease, retention: cfg.Retention, limiter: cfg.RateLimit, log: log, outcomes: m.idempotency,
 	}}
+	if cfg.Faults {
+		injected, err := m.faultsInjected(cfg.Catalog.IDs(openapi.Partner))
+		if err != nil {
+			return nil, fmt.Errorf("httpapi: registering metrics: %w", err)
+		}
+		h.faults = faults.New(cfg.Now)
+		stack = append(stack, injectFaults(h.faults, seal, injected)) // in place of the handler, for the calls a rule matches
+	}
+	e.Use(stack...)
 	server.RegisterHandlers(e, server.NewStrictHandler(h, nil))
 	if err := serviceEndpoints(e, st, m, cfg.Docs); err != nil {
 		return nil, err
@@ -195,8 +210,12 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 func deadline(d time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+			parent := c.Request().Context()
+			ctx, cancel := context.WithTimeout(parent, d)
 			defer cancel()
+			factsOf(c).extendDeadline = func(by time.Duration) (context.Context, context.CancelFunc) {
+				return context.WithTimeout(parent, by+d)
+			}
 			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)
 		}

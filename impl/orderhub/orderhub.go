@@ -50,6 +50,9 @@ type Config struct {
 	// Docs is the reference page served at /docs (nil: the partner
 	// edition's, embedded).
 	Docs []byte
+	// Faults turns on the scripted faults of a test instance (the fault
+	// rules of the operator API); never in production.
+	Faults bool
 }
 
 // Service is an assembled orderhub.
@@ -99,6 +102,7 @@ func Open(cfg Config) (*Service, error) {
 		Logger:            cfg.Logger,
 		Docs:              cfg.Docs,
 		RateLimit:         limiter,
+		Faults:            cfg.Faults,
 	})
 	if err != nil {
 		return nil, errors.Join(err, st.Close())

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/orderhub/orderhub/generated/client"
 	"github.com/orderhub/orderhub/generated/models"
@@ -72,7 +73,7 @@ func keyEntry(t testing.TB, v int, key *rsa.PrivateKey) clients.KeyEntry {
 type env struct {
 	t        *testing.T
 	redis    redisProcess
-	st       store.Store            // the Redis store itself
+	st       store.Store            // the store itself: Redis, or memory with withMemoryStore
 	counting *testkit.CountingStore // what the service was given
 	srv      *httptest.Server
 	http     *http.Client // with the conformance transport
@@ -95,6 +96,8 @@ type envConfig struct {
 	signingKeyVersion int
 	timeWindow        time.Duration
 	rateLimit         rateLimitHook // withRateLimit
+	memory            bool          // withMemoryStore
+	faults            bool          // withFaults
 }
 
 type envOption func(*envConfig)
@@ -135,6 +138,17 @@ func defaultRegistry(t testing.TB, id string, k testKeys, ops []string) []client
 	return []clients.Entry{testkit.Entry(t, id, &k.client.PublicKey, ops...)}
 }
 
+// withMemoryStore keeps the env's state in orderhub's in-memory store, as
+// make run and orderhubtest do, instead of a Redis; e.redis is nil.
+func withMemoryStore() envOption {
+	return func(c *envConfig) { c.memory = true }
+}
+
+// withFaults turns on the fault rules of the operator API.
+func withFaults() envOption {
+	return func(c *envConfig) { c.faults = true }
+}
+
 // withDurableRedis makes redis-server write every command to its AOF before
 // answering, so data survives Stop (a SIGKILL) and Restart.
 func withDurableRedis() envOption {
@@ -156,8 +170,17 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, rdb := startRedis(t, cfg.redisArgs) // a redis-server, or a cluster (ORDERHUB_TEST_REDIS)
-	st := store.NewRedis(rdb)
+	var (
+		srv redisProcess
+		rdb redis.UniversalClient
+		st  store.Store
+	)
+	if cfg.memory {
+		st = store.NewMemory(cfg.now)
+	} else {
+		srv, rdb = startRedis(t, cfg.redisArgs) // a redis-server, or a cluster (ORDERHUB_TEST_REDIS)
+		st = store.NewRedis(rdb)
+	}
 	counting := testkit.NewCountingStore(st)
 	e := &env{redis: srv, st: st, counting: counting, clientID: uid("client"), keys: keys(t)}
 	e.pub = &e.keys.orderhub.PublicKey
@@ -191,6 +214,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		// clients that did not prove themselves included: more of those
 		// than the default budget signs.
 		SignedRefusals: 1 << 20,
+		Faults:         cfg.faults,
 	})
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)

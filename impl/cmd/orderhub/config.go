@@ -42,6 +42,9 @@ type config struct {
 	// SigningKeyFile are both unset (make run); DevDir holds them.
 	Dev    bool
 	DevDir string
+	// Faults turns on the fault rules of the operator API, for test
+	// instances (ORDERHUB_FAULTS=1).
+	Faults bool
 
 	// Rate limits of partner calls; the zero Limit is none.
 	RateLimitPerClient ratelimit.Limit // ORDERHUB_RATE_LIMIT_PER_CLIENT
@@ -141,6 +144,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			errs = append(errs, "ORDERHUB_SIGNING_KEY is not set: name the file of orderhub's PKCS#8 private key")
 		}
 		c.Dev = false
+	}
+	switch v := getenv("ORDERHUB_FAULTS"); v {
+	case "", "0", "false":
+	case "1", "true":
+		c.Faults = true
+	default:
+		errs = append(errs, fmt.Sprintf("ORDERHUB_FAULTS=%q is not 1 or 0", v))
 	}
 	if v := getenv("ORDERHUB_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/orderhub/orderhub/impl/clients"
+	"github.com/orderhub/orderhub/impl/faults"
 	"github.com/orderhub/orderhub/impl/httpapi"
 	"github.com/orderhub/orderhub/impl/orderhub"
 	"github.com/orderhub/orderhub/impl/signature"
@@ -67,6 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		BodyLimit:         cfg.MaxBodyBytes,
 		Logger:            log,
 		Docs:              docs,
+		Faults:            cfg.Faults,
 	})
 	if err != nil {
 		var ce *httpapi.ConfigError
@@ -87,6 +89,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	if cfg.Faults {
+		srv.WriteTimeout += faults.MaxDelay // a delayed answer still gets out
+	}
 	storeName := svc.Store
 	if cfg.RedisURL == "" {
 		storeName += " (set ORDERHUB_REDIS_URL for Redis)"
@@ -99,6 +104,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	startup.Info("rate limits", "limits", limits)
 	if cfg.AdminToken == "" {
 		startup.Info("operator API off: set ORDERHUB_ADMIN_TOKEN to enable /ops/")
+	}
+	if cfg.Faults {
+		startup.Warn("fault rules on (ORDERHUB_FAULTS=1): /ops/faults scripts answers, delays and dropped connections; a test instance, never production")
 	}
 	startup.Info("listening", "url", "http://"+ln.Addr().String(), "addr", ln.Addr().String(), "store", storeName)
 

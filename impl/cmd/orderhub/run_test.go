@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -66,6 +67,7 @@ func TestLoadConfigRefusesBadValues(t *testing.T) {
 		{"earlier key without a version", dev(map[string]string{"ORDERHUB_SIGNING_KEY_EARLIER": "v1.pub"}), "ORDERHUB_SIGNING_KEY_EARLIER"},
 		{"earlier key version twice", dev(map[string]string{"ORDERHUB_SIGNING_KEY_EARLIER": "1=a.pub,1=b.pub"}), "ORDERHUB_SIGNING_KEY_EARLIER"},
 		{"dev flag", map[string]string{"ORDERHUB_DEV": "yes"}, "ORDERHUB_DEV"},
+		{"faults flag", dev(map[string]string{"ORDERHUB_FAULTS": "on"}), "ORDERHUB_FAULTS"},
 		{"no keys outside development", map[string]string{}, "ORDERHUB_SIGNING_KEY"},
 		{"no clients file", map[string]string{"ORDERHUB_SIGNING_KEY": "key.pem"}, "ORDERHUB_CLIENTS"},
 		{"no signing key, even with ORDERHUB_DEV", dev(map[string]string{"ORDERHUB_CLIENTS": "clients.yaml"}), "ORDERHUB_SIGNING_KEY"},
@@ -121,12 +123,13 @@ func TestRunRefusesBadConfig(t *testing.T) {
 
 // started is a run of orderhub on a free port, in development mode.
 type started struct {
-	base   string
-	dir    string
-	lines  chan string    // stdout after the listening line
-	reload chan os.Signal // what main feeds from SIGHUP
-	done   chan error
-	cancel context.CancelFunc
+	base    string
+	dir     string
+	startup []string       // stdout up to the listening line
+	lines   chan string    // stdout after the listening line
+	reload  chan os.Signal // what main feeds from SIGHUP
+	done    chan error
+	cancel  context.CancelFunc
 }
 
 func start(t *testing.T, kv map[string]string) *started {
@@ -156,6 +159,7 @@ func start(t *testing.T, kv map[string]string) *started {
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			t.Fatalf("a start-up line is not JSON: %q", sc.Text())
 		}
+		s.startup = append(s.startup, sc.Text())
 		dev = dev || line.Msg == devSetupMessage
 		if line.Msg == "listening" {
 			s.base = line.URL
@@ -198,6 +202,18 @@ func (s *started) inquire(t *testing.T) (string, *http.Response) {
 // inquireUnchecked is inquire without the signature check.
 func (s *started) inquireUnchecked(t *testing.T) (string, *http.Response) {
 	t.Helper()
+	res, err := s.inquireRaw(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return string(body), res
+}
+
+// inquireRaw sends the development client's signed inquiry.
+func (s *started) inquireRaw(t *testing.T) (*http.Response, error) {
+	t.Helper()
 	keyText, err := os.ReadFile(filepath.Join(s.dir, "dev-client-private.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -212,13 +228,7 @@ func (s *started) inquireUnchecked(t *testing.T) (string, *http.Response) {
 	if err := signer.Edit(req.Context(), req); err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	return string(body), res
+	return http.DefaultClient.Do(req)
 }
 
 // TestRunServesUntilCancelled starts the real wiring on a free port with the
@@ -237,6 +247,11 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		t.Errorf("inquire: %d %s %v", res.StatusCode, body, res.Header)
 	}
 
+	// Fault rules are off unless ORDERHUB_FAULTS=1.
+	if got := s.faultRuleStatus(t); got != http.StatusNotFound {
+		t.Errorf("adding a fault rule without ORDERHUB_FAULTS: HTTP %d, want 404", got)
+	}
+
 	s.cancel()
 	if err := <-s.done; err != nil {
 		t.Errorf("run after cancel: %v", err)
@@ -244,6 +259,48 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	s.done <- nil // for Cleanup
 	if _, err := http.Get(s.base + "/healthz"); err == nil {
 		t.Error("still serving after shutdown")
+	}
+}
+
+// faultRuleStatus adds a fault rule through the operator API and returns
+// the HTTP status.
+func (s *started) faultRuleStatus(t *testing.T) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.base+"/ops/faults", strings.NewReader(`{"operation":"inquireOrderDetail","action":"dropBeforeProcessing","times":1}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer t")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// TestRunWithFaults: ORDERHUB_FAULTS=1 says so at start-up and turns the
+// fault rules on.
+func TestRunWithFaults(t *testing.T) {
+	s := start(t, map[string]string{"ORDERHUB_FAULTS": "1"})
+	if !slices.ContainsFunc(s.startup, func(l string) bool {
+		return strings.Contains(l, `"level":"WARN"`) && strings.Contains(l, "ORDERHUB_FAULTS=1")
+	}) {
+		t.Errorf("no start-up warning of fault rules in %q", s.startup)
+	}
+	if got := s.faultRuleStatus(t); got != http.StatusCreated {
+		t.Fatalf("adding a fault rule: HTTP %d, want 201", got)
+	}
+	// The rule drops the next inquiry, and nothing else: no answer at all.
+	req, _ := http.NewRequest(http.MethodGet, s.base+"/healthz", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("healthz: %v", err)
+	}
+	res.Body.Close()
+	if _, err := s.inquireRaw(t); err == nil {
+		t.Error("the inquiry was answered despite the rule")
+	}
+	if _, res := s.inquire(t); res.StatusCode != http.StatusOK {
+		t.Errorf("the next inquiry: HTTP %d", res.StatusCode)
 	}
 }
 
@@ -336,6 +393,11 @@ func TestRunOnRedisCluster(t *testing.T) {
 	}
 	if body, _ := s.inquire(t); !strings.Contains(body, "ORDER_NOT_EXIST") {
 		t.Errorf("inquire: %s", body)
+	}
+
+	// Fault rules are off unless ORDERHUB_FAULTS=1.
+	if got := s.faultRuleStatus(t); got != http.StatusNotFound {
+		t.Errorf("adding a fault rule without ORDERHUB_FAULTS: HTTP %d, want 404", got)
 	}
 
 	s.cancel()
