@@ -2,10 +2,12 @@
 // counterpart of code that calls its partner APIs: one call starts it in
 // the process on a loopback port, with fresh keys, one registered partner
 // client and the in-memory store (or a Redis), and hands back clients that
-// sign every request and check every answer's signature.
+// sign every request and check every answer's signature. Its fault rules
+// are on: a test scripts U answers, delays and lost answers with Inject.
 //
 //	hub := orderhubtest.New(t)
 //	res, err := hub.Client.InquireOrderDetailWithResponse(ctx, nil, models.InquireOrderDetailRequest{RequestOrderID: "o1"})
+//	hub.Inject(t, orderhubtest.Answer("notifyDeliveryAuditResult", models.ResultCodeUnknownException).ForRequestID("r1").Times(1))
 package orderhubtest
 
 import (
@@ -125,6 +127,7 @@ func (s *Server) start(cfg setup) error {
 		ClientsFile: file,
 		SigningKey:  s.Key,
 		AdminToken:  s.AdminToken,
+		Faults:      true, // scripted faults: AddFault
 	}); err != nil {
 		return err
 	}
