@@ -5,6 +5,7 @@
 package orderhub
 
 import (
+	"context"
 	"crypto/rsa"
 	"errors"
 	"log/slog"
@@ -64,6 +65,7 @@ type Service struct {
 	// Store and Limits say, in a line each, what is in use.
 	Store, Limits string
 
+	ping  func(context.Context) error
 	close func() error
 }
 
@@ -107,8 +109,11 @@ func Open(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
-	return &Service{Handler: h, Clients: callers, Store: storeName, Limits: limits, close: st.Close}, nil
+	return &Service{Handler: h, Clients: callers, Store: storeName, Limits: limits, ping: st.Ping, close: st.Close}, nil
 }
+
+// Ping reports whether the store answers (always nil for memory).
+func (s *Service) Ping(ctx context.Context) error { return s.ping(ctx) }
 
 // Close releases the store's connections.
 func (s *Service) Close() error { return s.close() }

@@ -1,0 +1,6 @@
+//go:build goexperiment.boringcrypto
+
+package buildinfo
+
+// cryptoBuild: built with GOEXPERIMENT=boringcrypto (cgo, BoringSSL).
+const cryptoBuild = "boringcrypto"
