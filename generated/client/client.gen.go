@@ -134,6 +134,24 @@ type ClientInterface interface {
 	// Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
 	GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetStoredAnswer Read what orderhub answered a notification
+	//
+	// The answer orderhub stored for a notification, found by operation,
+	// `Client-Id` and `requestId`: its HTTP status, its headers
+	// (`Client-Id`, `Response-Time`, `Signature`, `Content-Type`) and its
+	// body, exactly what a repeat of the notification is sent. Only final
+	// answers (`S` and `F`) are stored, and only for the idempotency
+	// retention (`ORDERHUB_IDEMPOTENCY_RETENTION`, 72 hours by default):
+	// 404 `ANSWER_NOT_EXIST` when none is, because the notification never
+	// arrived, was answered `U`, is still being processed, or its answer
+	// has expired. `operation` must be a notification idempotent on
+	// `requestId` (today `notifyOrderCompletion` and
+	// `notifyDeliveryAuditResult`); any other is 400 `PARAM_ILLEGAL`,
+	// naming them.
+	//
+	// Corresponds with GET /ops/answers (the `GetStoredAnswer` operationId).
+	GetStoredAnswer(ctx context.Context, params *GetStoredAnswerParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// DeleteFaultRules Delete every fault rule
 	//
 	// Removes every rule; calls are answered as orderhub's state says from now on. Answers 404 unless orderhub runs with `ORDERHUB_FAULTS=1`.
@@ -564,6 +582,34 @@ func (c *Client) GetOpenAPIJSON(ctx context.Context, reqEditors ...RequestEditor
 // Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
 func (c *Client) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOpenAPIYAMLRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetStoredAnswer Read what orderhub answered a notification
+//
+// The answer orderhub stored for a notification, found by operation,
+// `Client-Id` and `requestId`: its HTTP status, its headers
+// (`Client-Id`, `Response-Time`, `Signature`, `Content-Type`) and its
+// body, exactly what a repeat of the notification is sent. Only final
+// answers (`S` and `F`) are stored, and only for the idempotency
+// retention (`ORDERHUB_IDEMPOTENCY_RETENTION`, 72 hours by default):
+// 404 `ANSWER_NOT_EXIST` when none is, because the notification never
+// arrived, was answered `U`, is still being processed, or its answer
+// has expired. `operation` must be a notification idempotent on
+// `requestId` (today `notifyOrderCompletion` and
+// `notifyDeliveryAuditResult`); any other is 400 `PARAM_ILLEGAL`,
+// naming them.
+//
+// Corresponds with GET /ops/answers (the `GetStoredAnswer` operationId).
+func (c *Client) GetStoredAnswer(ctx context.Context, params *GetStoredAnswerParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetStoredAnswerRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1247,6 +1293,72 @@ func NewGetOpenAPIYAMLRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetStoredAnswerRequest constructs an http.Request for the GetStoredAnswer method
+func NewGetStoredAnswerRequest(server string, params *GetStoredAnswerParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ops/answers")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "operation", params.Operation, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "clientId", params.ClientID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "requestId", params.RequestID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewDeleteFaultRulesRequest constructs an http.Request for the DeleteFaultRules method
 func NewDeleteFaultRulesRequest(server string) (*http.Request, error) {
 	var err error
@@ -1858,6 +1970,26 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /openapi.yaml (the `GetOpenAPIYAML` operationId).
 	GetOpenAPIYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPIYAMLHTTPResponse, error)
 
+	// GetStoredAnswerWithResponse Read what orderhub answered a notification
+	//
+	// The answer orderhub stored for a notification, found by operation,
+	// `Client-Id` and `requestId`: its HTTP status, its headers
+	// (`Client-Id`, `Response-Time`, `Signature`, `Content-Type`) and its
+	// body, exactly what a repeat of the notification is sent. Only final
+	// answers (`S` and `F`) are stored, and only for the idempotency
+	// retention (`ORDERHUB_IDEMPOTENCY_RETENTION`, 72 hours by default):
+	// 404 `ANSWER_NOT_EXIST` when none is, because the notification never
+	// arrived, was answered `U`, is still being processed, or its answer
+	// has expired. `operation` must be a notification idempotent on
+	// `requestId` (today `notifyOrderCompletion` and
+	// `notifyDeliveryAuditResult`); any other is 400 `PARAM_ILLEGAL`,
+	// naming them.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /ops/answers (the `GetStoredAnswer` operationId).
+	GetStoredAnswerWithResponse(ctx context.Context, params *GetStoredAnswerParams, reqEditors ...RequestEditorFn) (*GetStoredAnswerHTTPResponse, error)
+
 	// DeleteFaultRulesWithResponse Delete every fault rule
 	//
 	// Removes every rule; calls are answered as orderhub's state says from now on. Answers 404 unless orderhub runs with `ORDERHUB_FAULTS=1`.
@@ -2403,6 +2535,75 @@ func (r GetOpenAPIYAMLHTTPResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOpenAPIYAMLHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetStoredAnswerHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StoredAnswer
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorResponse
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OpsAccessDenied
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *AnswerNotExist
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *OpsUnknownException
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetStoredAnswerHTTPResponse) GetJSON200() *StoredAnswer {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetStoredAnswerHTTPResponse) GetJSON400() *ErrorResponse {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetStoredAnswerHTTPResponse) GetJSON401() *OpsAccessDenied {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetStoredAnswerHTTPResponse) GetJSON404() *AnswerNotExist {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetStoredAnswerHTTPResponse) GetJSON503() *OpsUnknownException {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetStoredAnswerHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetStoredAnswerHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetStoredAnswerHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetStoredAnswerHTTPResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3392,6 +3593,32 @@ func (c *ClientWithResponses) GetOpenAPIYAMLWithResponse(ctx context.Context, re
 	return ParseGetOpenAPIYAMLHTTPResponse(rsp)
 }
 
+// GetStoredAnswerWithResponse Read what orderhub answered a notification
+//
+// The answer orderhub stored for a notification, found by operation,
+// `Client-Id` and `requestId`: its HTTP status, its headers
+// (`Client-Id`, `Response-Time`, `Signature`, `Content-Type`) and its
+// body, exactly what a repeat of the notification is sent. Only final
+// answers (`S` and `F`) are stored, and only for the idempotency
+// retention (`ORDERHUB_IDEMPOTENCY_RETENTION`, 72 hours by default):
+// 404 `ANSWER_NOT_EXIST` when none is, because the notification never
+// arrived, was answered `U`, is still being processed, or its answer
+// has expired. `operation` must be a notification idempotent on
+// `requestId` (today `notifyOrderCompletion` and
+// `notifyDeliveryAuditResult`); any other is 400 `PARAM_ILLEGAL`,
+// naming them.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /ops/answers (the `GetStoredAnswer` operationId).
+func (c *ClientWithResponses) GetStoredAnswerWithResponse(ctx context.Context, params *GetStoredAnswerParams, reqEditors ...RequestEditorFn) (*GetStoredAnswerHTTPResponse, error) {
+	rsp, err := c.GetStoredAnswer(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetStoredAnswerHTTPResponse(rsp)
+}
+
 // DeleteFaultRulesWithResponse Delete every fault rule
 //
 // Removes every rule; calls are answered as orderhub's state says from now on. Answers 404 unless orderhub runs with `ORDERHUB_FAULTS=1`.
@@ -3966,6 +4193,60 @@ func ParseGetOpenAPIYAMLHTTPResponse(rsp *http.Response) (*GetOpenAPIYAMLHTTPRes
 			return nil, err
 		}
 		response.YAML200 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetStoredAnswerHTTPResponse parses an HTTP response from a GetStoredAnswerWithResponse call
+func ParseGetStoredAnswerHTTPResponse(rsp *http.Response) (*GetStoredAnswerHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetStoredAnswerHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StoredAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OpsAccessDenied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AnswerNotExist
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest OpsUnknownException
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	stdjson "encoding/json"
+
 	"github.com/orderhub/orderhub/impl/ijson"
 )
 
@@ -151,6 +153,17 @@ func (e ResultStatus) Valid() bool {
 		return false
 	}
 }
+
+// AnswerNotExist defines model for AnswerNotExist.
+type AnswerNotExist struct {
+	// Result No answer is stored. `ANSWER_NOT_EXIST` is the operator API's own
+	// code, not one of the partner result codes (ResultCode).
+	Result AnswerNotExistResult `json:"result"`
+}
+
+// AnswerNotExistResult No answer is stored. `ANSWER_NOT_EXIST` is the operator API's own
+// code, not one of the partner result codes (ResultCode).
+type AnswerNotExistResult = Result
 
 // DeliveryAudit defines model for DeliveryAudit.
 type DeliveryAudit struct {
@@ -424,6 +437,21 @@ type ResultCode string
 // ResultStatus `S` success, `F` failure (final), `U` unknown (retry).
 type ResultStatus string
 
+// StoredAnswer A notification's answer as orderhub stored it, and sends again to every repeat.
+type StoredAnswer struct {
+	// Body The body sent, the JSON object it is; `Signature` signs its exact bytes, which this document carries unchanged.
+	Body     stdjson.RawMessage `json:"body"`
+	ClientID string             `json:"clientId"`
+
+	// Headers The headers stored with the answer (`Client-Id`, `Content-Type`, `Response-Time`, `Signature`); `X-Request-Id` is each request's own, not stored.
+	Headers   map[string]string `json:"headers"`
+	Operation string            `json:"operation"`
+	RequestID string            `json:"requestId"`
+
+	// Status The HTTP status sent (200 for every answer stored today).
+	Status int `json:"status"`
+}
+
 // XRequestID defines model for XRequestId.
 type XRequestID = string
 
@@ -450,6 +478,18 @@ type OpsUnknownException = ErrorResponse
 
 // RequestTimeout defines model for RequestTimeout.
 type RequestTimeout = ErrorResponse
+
+// GetStoredAnswerParams defines parameters for GetStoredAnswer.
+type GetStoredAnswerParams struct {
+	// Operation The notification's `operationId`.
+	Operation string `form:"operation" json:"operation"`
+
+	// ClientID The `Client-Id` that sent it.
+	ClientID string `form:"clientId" json:"clientId"`
+
+	// RequestID Its `requestId`, URL-encoded (it may hold any visible character).
+	RequestID string `form:"requestId" json:"requestId"`
+}
 
 // NotifyDeliveryAuditResultParams defines parameters for NotifyDeliveryAuditResult.
 type NotifyDeliveryAuditResultParams struct {

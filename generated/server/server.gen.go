@@ -17,6 +17,9 @@ import (
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// GetStoredAnswer Read what orderhub answered a notification
+	// (GET /ops/answers)
+	GetStoredAnswer(ctx echo.Context, params GetStoredAnswerParams) error
 	// DeleteFaultRules Delete every fault rule
 	// (DELETE /ops/faults)
 	DeleteFaultRules(ctx echo.Context) error
@@ -52,6 +55,38 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// GetStoredAnswer converts echo context to params.
+func (w *ServerInterfaceWrapper) GetStoredAnswer(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetStoredAnswerParams
+	// ------------- Required query parameter "operation" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "operation", ctx.QueryParams(), &params.Operation, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter operation: %s", err))
+	}
+
+	// ------------- Required query parameter "clientId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "clientId", ctx.QueryParams(), &params.ClientID, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter clientId: %s", err))
+	}
+
+	// ------------- Required query parameter "requestId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "requestId", ctx.QueryParams(), &params.RequestID, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter requestId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetStoredAnswer(ctx, params)
+	return err
 }
 
 // DeleteFaultRules converts echo context to params.
@@ -285,6 +320,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/ops/orders/:requestOrderId", wrapper.GetOrder, options.OperationMiddlewares["getOrder"]...)
 	router.PUT(options.BaseURL+"/ops/orders/:requestOrderId", wrapper.PutOrder, options.OperationMiddlewares["putOrder"]...)
 	router.GET(options.BaseURL+"/ops/trades/:tradeId/deliveryAudits", wrapper.ListDeliveryAudits, options.OperationMiddlewares["listDeliveryAudits"]...)
+	router.GET(options.BaseURL+"/ops/answers", wrapper.GetStoredAnswer, options.OperationMiddlewares["getStoredAnswer"]...)
 	router.DELETE(options.BaseURL+"/ops/faults", wrapper.DeleteFaultRules, options.OperationMiddlewares["deleteFaultRules"]...)
 	router.GET(options.BaseURL+"/ops/faults", wrapper.ListFaultRules, options.OperationMiddlewares["listFaultRules"]...)
 	router.POST(options.BaseURL+"/ops/faults", wrapper.AddFaultRule, options.OperationMiddlewares["addFaultRule"]...)
@@ -326,6 +362,86 @@ type RequestTimeoutJSONResponse struct {
 	Body ErrorResponse
 
 	Headers RequestTimeoutResponseHeaders
+}
+
+type GetStoredAnswerRequestObject struct {
+	Params GetStoredAnswerParams
+}
+
+type GetStoredAnswerResponseObject interface {
+	VisitGetStoredAnswerResponse(w http.ResponseWriter) error
+}
+
+type GetStoredAnswer200JSONResponse StoredAnswer
+
+func (response GetStoredAnswer200JSONResponse) VisitGetStoredAnswerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStoredAnswer400JSONResponse ErrorResponse
+
+func (response GetStoredAnswer400JSONResponse) VisitGetStoredAnswerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStoredAnswer401JSONResponse struct{ OpsAccessDeniedJSONResponse }
+
+func (response GetStoredAnswer401JSONResponse) VisitGetStoredAnswerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStoredAnswer404JSONResponse AnswerNotExist
+
+func (response GetStoredAnswer404JSONResponse) VisitGetStoredAnswerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStoredAnswer503JSONResponse struct {
+	OpsUnknownExceptionJSONResponse
+}
+
+func (response GetStoredAnswer503JSONResponse) VisitGetStoredAnswerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type DeleteFaultRulesRequestObject struct {
@@ -1164,6 +1280,9 @@ func (response InquireOrderDetail413JSONResponse) VisitInquireOrderDetailRespons
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// GetStoredAnswer Read what orderhub answered a notification
+	// (GET /ops/answers)
+	GetStoredAnswer(ctx context.Context, request GetStoredAnswerRequestObject) (GetStoredAnswerResponseObject, error)
 	// DeleteFaultRules Delete every fault rule
 	// (DELETE /ops/faults)
 	DeleteFaultRules(ctx context.Context, request DeleteFaultRulesRequestObject) (DeleteFaultRulesResponseObject, error)
@@ -1206,6 +1325,31 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// GetStoredAnswer operation middleware
+func (sh *strictHandler) GetStoredAnswer(ctx echo.Context, params GetStoredAnswerParams) error {
+	var request GetStoredAnswerRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetStoredAnswer(ctx.Request().Context(), request.(GetStoredAnswerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetStoredAnswer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetStoredAnswerResponseObject); ok {
+		return validResponse.VisitGetStoredAnswerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // DeleteFaultRules operation middleware

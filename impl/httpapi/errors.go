@@ -128,6 +128,8 @@ func outcomeOf(err error) (o outcome, known bool) {
 		return usual(models.ResultCodeAccessDenied, http.StatusUnauthorized), true
 	case errors.Is(err, ratelimit.ErrLimited):
 		return usual(models.ResultCodeRequestTrafficExceedLimit, http.StatusTooManyRequests), true
+	case errors.Is(err, store.ErrNoAnswer):
+		return f(resultCodeAnswerNotExist, "No answer is stored for this requestId (never answered, answered U, still in progress, or expired).", http.StatusNotFound), true
 	case errors.Is(err, store.ErrNotFound):
 		return usual(models.ResultCodeOrderNotExist, http.StatusNotFound), true
 	case errors.Is(err, domain.ErrOrderStatusInvalid):

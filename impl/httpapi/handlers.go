@@ -27,6 +27,9 @@ type handlers struct {
 	idem    *idempotency
 	catalog *openapi.Catalog
 	faults  *faults.Rules // nil: faults are off
+	// finalRetention is how long an order in a final status, or a trade's
+	// audits, are kept after their last write (0: forever).
+	finalRetention time.Duration
 }
 
 var _ server.StrictServerInterface = (*handlers)(nil)
@@ -49,7 +52,7 @@ func (h *handlers) NotifyOrderCompletion(ctx context.Context, req server.NotifyO
 			return answer, nil, nil // converges: nothing to write
 		}
 		o.Status, o.UpdatedAt = domain.Completed, h.now().UTC()
-		return answer, store.PutOrderEffect{Order: o}, nil
+		return answer, store.PutOrderEffect{Order: o, Retention: h.finalRetention}, nil
 	})
 	if err != nil {
 		return nil, err // not a nil *answer in a non-nil interface
@@ -88,7 +91,7 @@ func (h *handlers) NotifyDeliveryAuditResult(ctx context.Context, req server.Not
 			Status:          domain.AuditStatus(b.DeliveryAuditStatus),
 			RequestID:       b.RequestID,
 			ReceivedAt:      h.now().UTC(),
-		}}, nil
+		}, Retention: h.finalRetention}, nil
 	})
 	if err != nil {
 		return nil, err // not a nil *answer in a non-nil interface
@@ -126,7 +129,7 @@ func (h *handlers) PutOrder(ctx context.Context, req server.PutOrderRequestObjec
 			return nil, domain.ErrOrderStatusInvalid
 		}
 		o.PosOrderID, o.Status, o.ExtendInfo, o.UpdatedAt = req.Body.PosOrderID, domain.OrderStatus(req.Body.OrderStatus), info, now
-		stored, err := h.st.PutOrder(ctx, o)
+		stored, err := h.st.PutOrderRetained(ctx, o, h.finalRetention)
 		if errors.Is(err, store.ErrConflict) && attempt < maxConflictRetries {
 			continue // written meanwhile: judge the journey again on fresh state
 		}

@@ -33,7 +33,7 @@ func checkRetention(retention time.Duration) error {
 // checkEffect makes sure the effect writes the entity whose slot the record
 // lives in: on Redis Cluster anything else could not be one atomic script,
 // and a mistaken caller must not write some other order. An order must
-// also be storable (checkOrder).
+// also be storable (checkOrder), and retentions not negative.
 func checkEffect(k Key, e Effect) error {
 	switch e := e.(type) {
 	case nil:
@@ -42,15 +42,27 @@ func checkEffect(k Key, e Effect) error {
 		if k.Scope != ScopeOrder || e.Order.RequestOrderID != k.ScopeID {
 			return fmt.Errorf("store: order effect for %q under key scope %s:%q", e.Order.RequestOrderID, k.Scope, k.ScopeID)
 		}
+		if err := checkRetention(e.Retention); err != nil {
+			return err
+		}
 		return checkOrder(e.Order)
 	case RecordAuditEffect:
 		if k.Scope != ScopeTrade || e.Audit.TradeID != k.ScopeID {
 			return fmt.Errorf("store: audit effect for trade %q under key scope %s:%q", e.Audit.TradeID, k.Scope, k.ScopeID)
 		}
+		return checkRetention(e.Retention)
 	default:
 		return fmt.Errorf("store: unknown effect %T", e)
 	}
-	return nil
+}
+
+// orderRetention is how long o lives after a write that gives it retention
+// once final: a non-final order never expires (0).
+func orderRetention(o domain.Order, retention time.Duration) time.Duration {
+	if !o.Status.Final() {
+		return 0
+	}
+	return retention
 }
 
 // checkOrder refuses an extendInfo that is not JSON: Redis stores the order

@@ -22,15 +22,20 @@ import (
 //	orderhub:order:{o:<id>}                                 hash json, ver
 //	orderhub:audits:{t:<tradeId>}                           hash <batchId> → audit JSON
 //	orderhub:idem:{<scope>:<scopeId>}:<op>:<client>:<reqId> hash state (P|D), token, fp, resp
-//	orderhub:claim:{<op>:<client>:<reqId>}                  string fingerprint
+//	orderhub:claim:{<op>:<client>:<reqId>}                  hash fp, e (<scope>:<scopeId>, unescaped)
 //
-// A record shares its entity's slot, so Commit writes both in one script.
-// The claim lives in the requestId's own slot and is written by a separate
-// command in the same round trip. Lua never decodes JSON: Go builds every
-// document, so extendInfo comes back byte for byte.
+// A record shares its entity's slot, so Commit writes both in one script,
+// TTLs included: a final order or a trade's audits expire (their retention
+// after the last write) and never before an answer stored about them. The
+// claim lives in the requestId's own slot and is written by a separate
+// script in the same round trip; it names the entity so that Answer finds
+// the record. Claims of earlier versions are strings, the fingerprint
+// alone: still honoured, their answers replayed, but not found by Answer.
+// Lua never decodes JSON: Go builds every document, so extendInfo comes
+// back byte for byte.
 type Redis struct {
-	c                             redis.UniversalClient
-	begin, commit, release, putCS *redis.Script
+	c                                    redis.UniversalClient
+	begin, claim, commit, release, putCS *redis.Script
 }
 
 var _ Store = (*Redis)(nil)
@@ -40,6 +45,7 @@ func NewRedis(c redis.UniversalClient) *Redis {
 	return &Redis{
 		c:       c,
 		begin:   redis.NewScript(beginLua),
+		claim:   redis.NewScript(claimLua),
 		commit:  redis.NewScript(commitLua),
 		release: redis.NewScript(releaseLua),
 		putCS:   redis.NewScript(putOrderLua),
@@ -59,24 +65,64 @@ if r[1] == 'P' then return {'P'} end
 return {'D', r[3]}
 `
 
-// commitLua: KEYS[1] record, KEYS[2] the entity (absent without effect).
-// ARGV token, response, retention ms (0: forever), effect kind, then
-// "order": expected version, order JSON, new version; "audit": batch, JSON.
-const commitLua = `
+// claimLua: KEYS[1] claim; ARGV fingerprint, entity, lease ms. With no
+// claim, binds the requestId to the fingerprint and the entity for a lease
+// and returns nil; otherwise returns the fingerprint bound, and the claim
+// (one left by an attempt that answered U) lives at least a lease more, so
+// it cannot lapse before this request commits: GT never shortens it, nor
+// touches one kept forever.
+const claimLua = `
+local t = redis.call('TYPE', KEYS[1])['ok']
+if t == 'none' then
+  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'e', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return false
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3], 'GT')
+if t == 'string' then return redis.call('GET', KEYS[1]) end
+return redis.call('HGET', KEYS[1], 'fp')
+`
+
+// retainLua defines retain(key, ms), shared by the scripts that write an
+// entity: the key lives ms from now (0: forever), or longer if it already
+// had longer, which a stored answer may need. A key without a deadline
+// (PTTL -1: a non-final order until now) gets one.
+const retainLua = `
+local function retain(key, ms)
+  if ms == '0' then
+    redis.call('PERSIST', key)
+  elseif redis.call('PTTL', key) < tonumber(ms) then
+    redis.call('PEXPIRE', key, ms)
+  end
+end
+`
+
+// commitLua: KEYS[1] record, KEYS[2] the entity of the key's scope (order
+// or audits). ARGV token, response, retention ms (0: forever), effect kind
+// ("" for none, "order" or "audit"), the entity's retention ms after the
+// effect (0: forever), then "order": expected version, order JSON, new
+// version; "audit": batch, JSON.
+const commitLua = retainLua + `
 local r = redis.call('HMGET', KEYS[1], 'state', 'token')
 if r[1] ~= 'P' or r[2] ~= ARGV[1] then return 'lost' end
 if ARGV[4] == 'order' then
-  if (redis.call('HGET', KEYS[2], 'ver') or '0') ~= ARGV[5] then return 'conflict' end
-  redis.call('HSET', KEYS[2], 'json', ARGV[6], 'ver', ARGV[7])
+  if (redis.call('HGET', KEYS[2], 'ver') or '0') ~= ARGV[6] then return 'conflict' end
+  redis.call('HSET', KEYS[2], 'json', ARGV[7], 'ver', ARGV[8])
+  retain(KEYS[2], ARGV[5])
 elseif ARGV[4] == 'audit' then
-  redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
+  redis.call('HSET', KEYS[2], ARGV[6], ARGV[7])
+  retain(KEYS[2], ARGV[5])
 end
 redis.call('HSET', KEYS[1], 'state', 'D', 'resp', ARGV[2])
 redis.call('HDEL', KEYS[1], 'token')
+-- The answer speaks of the entity: the entity must outlive it. GT leaves
+-- a key without a deadline alone, and a missing one stays missing.
 if ARGV[3] == '0' then
   redis.call('PERSIST', KEYS[1])
+  if KEYS[2] then redis.call('PERSIST', KEYS[2]) end
 else
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  if KEYS[2] then redis.call('PEXPIRE', KEYS[2], ARGV[3], 'GT') end
 end
 return 'ok'
 `
@@ -88,10 +134,12 @@ if r[1] == 'P' and r[2] == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 'ok'
 `
 
-// putOrderLua: KEYS[1] order; ARGV expected version, order JSON, new version.
-const putOrderLua = `
+// putOrderLua: KEYS[1] order; ARGV expected version, order JSON, new
+// version, its retention ms after this write (0: forever).
+const putOrderLua = retainLua + `
 if (redis.call('HGET', KEYS[1], 'ver') or '0') ~= ARGV[1] then return 'conflict' end
 redis.call('HSET', KEYS[1], 'json', ARGV[2], 'ver', ARGV[3])
+retain(KEYS[1], ARGV[4])
 return 'ok'
 `
 
@@ -138,6 +186,22 @@ func ClaimKey(k Key) string {
 func RecordKey(k Key) string {
 	return "orderhub:idem:" + tag(k.Scope, k.ScopeID) + ":" + esc(k.Op) + ":" + esc(k.ClientID) + ":" + esc(k.RequestID)
 }
+
+// entityKey is the key of the entity k's scope names; "" for a scope
+// without one.
+func entityKey(k Key) string {
+	switch k.Scope {
+	case ScopeOrder:
+		return OrderKey(k.ScopeID)
+	case ScopeTrade:
+		return AuditsKey(k.ScopeID)
+	}
+	return ""
+}
+
+// claimEntity is how a claim names k's entity: raw, as it is only read back
+// (Answer), never part of a key.
+func claimEntity(k Key) string { return string(k.Scope) + ":" + k.ScopeID }
 
 // millis rounds d up to whole milliseconds, so that a short positive
 // duration never becomes 0 (which means "forever" to Commit).
@@ -186,6 +250,15 @@ func (r *Redis) GetOrder(ctx context.Context, requestOrderID string) (domain.Ord
 
 // PutOrder implements Store.
 func (r *Redis) PutOrder(ctx context.Context, o domain.Order) (domain.Order, error) {
+	return r.PutOrderRetained(ctx, o, 0)
+}
+
+// PutOrderRetained implements Store: the write and the order's TTL in one
+// script.
+func (r *Redis) PutOrderRetained(ctx context.Context, o domain.Order, retention time.Duration) (domain.Order, error) {
+	if err := checkRetention(retention); err != nil {
+		return domain.Order{}, err
+	}
 	if err := checkOrder(o); err != nil {
 		return domain.Order{}, err
 	}
@@ -195,7 +268,7 @@ func (r *Redis) PutOrder(ctx context.Context, o domain.Order) (domain.Order, err
 	if err != nil {
 		return domain.Order{}, err
 	}
-	res, err := r.putCS.Run(ctx, r.c, []string{OrderKey(o.RequestOrderID)}, expected, doc, o.Version).Text()
+	res, err := r.putCS.Run(ctx, r.c, []string{OrderKey(o.RequestOrderID)}, expected, doc, o.Version, millis(orderRetention(o, retention))).Text()
 	if err != nil {
 		return domain.Order{}, err
 	}
@@ -224,7 +297,7 @@ func (r *Redis) ListAudits(ctx context.Context, tradeID string) ([]domain.Audit,
 }
 
 // Begin implements Store in one round trip: the begin script on the record
-// and SET NX GET on the claim, pipelined. The record goes first so that the
+// and the claim script, pipelined. The record goes first so that the
 // claim's deadline is not before the record's.
 //
 // A record found for the key's own entity decides the outcome; the claim
@@ -237,23 +310,19 @@ func (r *Redis) Begin(ctx context.Context, k Key, fingerprint string, lease time
 	}
 	token := newToken()
 	keys, args := []string{RecordKey(k)}, []any{fingerprint, token, millis(lease)}
-	var begin *redis.Cmd
-	var claim *redis.StatusCmd
+	claimKeys, claimArgs := []string{ClaimKey(k)}, []any{fingerprint, claimEntity(k), millis(lease)}
+	var begin, claim *redis.Cmd
 	// Each command carries its own error; the pipeline's is the first of them.
 	_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		begin = r.begin.EvalSha(ctx, p, keys, args...)
-		claim = p.SetArgs(ctx, ClaimKey(k), fingerprint, redis.SetArgs{Mode: "NX", Get: true, TTL: time.Duration(millis(lease)) * time.Millisecond})
-		// A claim left by an earlier attempt (one that answered U) lives at
-		// least a lease more, so it cannot lapse before this one commits;
-		// GT never shortens it, nor touches one kept forever.
-		p.Do(ctx, "PEXPIRE", ClaimKey(k), millis(lease), "GT")
+		claim = r.claim.EvalSha(ctx, p, claimKeys, claimArgs...)
 		return nil
 	})
 	found, err := evalAgain(ctx, r.c, r.begin, begin, keys, args...).Slice()
 	if err != nil {
 		return Begun{}, err
 	}
-	prev, claimErr := claim.Result()
+	prev, claimErr := evalAgain(ctx, r.c, r.claim, claim, claimKeys, claimArgs...).Text()
 	if errors.Is(claimErr, redis.Nil) { // no claim yet: ours is set now
 		prev, claimErr = fingerprint, nil
 	}
@@ -302,10 +371,13 @@ func (r *Redis) Commit(ctx context.Context, k Key, token string, response []byte
 		return err
 	}
 	keys := []string{RecordKey(k)}
+	if ek := entityKey(k); ek != "" {
+		keys = append(keys, ek) // checkEffect: the effect's entity is this one
+	}
 	args := []any{token, response, millis(retention)}
 	switch e := effect.(type) {
 	case nil:
-		args = append(args, "")
+		args = append(args, "", 0)
 	case PutOrderEffect:
 		o := e.Order
 		o.Version++
@@ -313,15 +385,13 @@ func (r *Redis) Commit(ctx context.Context, k Key, token string, response []byte
 		if err != nil {
 			return err
 		}
-		keys = append(keys, OrderKey(k.ScopeID))
-		args = append(args, "order", e.Order.Version, doc, o.Version)
+		args = append(args, "order", millis(orderRetention(o, e.Retention)), e.Order.Version, doc, o.Version)
 	case RecordAuditEffect:
 		doc, err := json.Marshal(e.Audit)
 		if err != nil {
 			return err
 		}
-		keys = append(keys, AuditsKey(k.ScopeID))
-		args = append(args, "audit", e.Audit.DeliveryBatchID, doc)
+		args = append(args, "audit", millis(e.Retention), e.Audit.DeliveryBatchID, doc)
 	}
 
 	var commit *redis.Cmd
@@ -351,6 +421,38 @@ func (r *Redis) Commit(ctx context.Context, k Key, token string, response []byte
 // Release implements Store.
 func (r *Redis) Release(ctx context.Context, k Key, token string) error {
 	return r.release.Run(ctx, r.c, []string{RecordKey(k)}, token).Err()
+}
+
+// Answer implements Store in two round trips: the claim names the entity,
+// whose slot holds the record.
+func (r *Redis) Answer(ctx context.Context, op, clientID, requestID string) ([]byte, error) {
+	k := Key{Op: op, ClientID: clientID, RequestID: requestID}
+	entity, err := r.c.HGet(ctx, ClaimKey(k), "e").Result()
+	switch {
+	case errors.Is(err, redis.Nil), redis.HasErrorPrefix(err, "WRONGTYPE"):
+		// No claim, or an earlier version's, which does not say where the
+		// record is.
+		return nil, ErrNoAnswer
+	case err != nil:
+		return nil, err
+	}
+	scope, id, ok := strings.Cut(entity, ":")
+	if !ok {
+		return nil, fmt.Errorf("store: the claim of %q names no entity: %q", requestID, entity)
+	}
+	k.Scope, k.ScopeID = ScopeKind(scope), id
+	found, err := r.c.HMGet(ctx, RecordKey(k), "state", "resp").Result()
+	if err != nil {
+		return nil, err
+	}
+	if state, _ := found[0].(string); state != "D" {
+		return nil, ErrNoAnswer // none, or still in progress
+	}
+	resp, ok := found[1].(string)
+	if !ok {
+		return nil, fmt.Errorf("store: the record of %q has no response", requestID)
+	}
+	return []byte(resp), nil
 }
 
 // Ping implements Store. A cluster is reachable while any master answers:

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -32,8 +33,44 @@ func TestRedis(t *testing.T) {
 					t.Fatalf("PEXPIRE: %v", err)
 				}
 			},
+			Age: func(d time.Duration) { age(t, admin, d) },
 		}
 	})
+}
+
+// age lets d pass for every key with a TTL on the server, or on every master
+// of a cluster: Redis' own expiry, without waiting for it.
+func age(t *testing.T, c redis.UniversalClient, d time.Duration) {
+	t.Helper()
+	onNode := func(ctx context.Context, n *redis.Client) error {
+		iter := n.Scan(ctx, 0, "*", 0).Iterator()
+		for iter.Next(ctx) {
+			ttl, err := n.PTTL(ctx, iter.Val()).Result()
+			if err != nil {
+				return err
+			}
+			if ttl < 0 { // no deadline (-1), or gone meanwhile (-2)
+				continue
+			}
+			// A deadline at or before now deletes the key.
+			if err := n.PExpire(ctx, iter.Val(), ttl-d).Err(); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	var err error
+	switch c := c.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(t.Context(), onNode)
+	case *redis.Client:
+		err = onNode(t.Context(), c)
+	default:
+		t.Fatalf("age: a %T", c)
+	}
+	if err != nil {
+		t.Fatalf("age by %v: %v", d, err)
+	}
 }
 
 // TestRedisCluster runs the shared suite on a three-master cluster, emptied
@@ -55,6 +92,7 @@ func TestRedisCluster(t *testing.T) {
 					t.Fatalf("PEXPIRE: %v", err)
 				}
 			},
+			Age: func(d time.Duration) { age(t, admin, d) },
 		}
 	})
 }
@@ -133,9 +171,14 @@ func TestRedisLayoutAndTTLs(t *testing.T) {
 	}
 	wantTTL(store.RecordKey(k), lease-time.Second, lease)
 	wantTTL(store.ClaimKey(k), lease-time.Second, lease)
+	want = map[string]string{"fp": "fp1", "e": "o:o1"}
+	if diff := cmp.Diff(want, hgetall(store.ClaimKey(k))); diff != "" {
+		t.Fatalf("claim (-want +got):\n%s", diff)
+	}
 
+	// A final order lives its retention, set in the commit script.
 	o := domain.Order{RequestOrderID: "o1", Status: domain.Completed}
-	if err := r.Commit(ctx, k, b.Token, []byte("resp"), time.Hour, store.PutOrderEffect{Order: o}); err != nil {
+	if err := r.Commit(ctx, k, b.Token, []byte("resp"), time.Hour, store.PutOrderEffect{Order: o, Retention: 2 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	want = map[string]string{"state": "D", "fp": "fp1", "resp": "resp"}
@@ -147,17 +190,98 @@ func TestRedisLayoutAndTTLs(t *testing.T) {
 	if got := hgetall(store.OrderKey("o1")); got["ver"] != "1" || len(got) != 2 {
 		t.Fatalf("order hash = %v, want fields json and ver 1", got)
 	}
+	wantTTL(store.OrderKey("o1"), 2*time.Hour-time.Second, 2*time.Hour)
 
-	// Retention 0: record and claim never expire.
+	// An answer kept longer than the order keeps the order as long.
+	commit := func(k store.Key, retention time.Duration, e store.Effect) {
+		t.Helper()
+		b, err := r.Begin(ctx, k, "fp-"+k.RequestID, lease)
+		if err != nil || b.State != store.Started {
+			t.Fatalf("Begin(%+v) = %+v, %v", k, b, err)
+		}
+		if err := r.Commit(ctx, k, b.Token, []byte("resp"), retention, e); err != nil {
+			t.Fatal(err)
+		}
+	}
 	k.RequestID = "r2"
-	if b, err = r.Begin(ctx, k, "fp2", lease); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Commit(ctx, k, b.Token, []byte("resp"), 0, nil); err != nil {
-		t.Fatal(err)
-	}
+	commit(k, 3*time.Hour, nil)
+	wantTTL(store.OrderKey("o1"), 3*time.Hour-time.Second, 3*time.Hour)
+	k.RequestID = "r3" // a shorter one changes nothing
+	commit(k, time.Minute, nil)
+	wantTTL(store.OrderKey("o1"), 3*time.Hour-time.Second, 3*time.Hour)
+
+	// Retention 0: record, claim and the order never expire.
+	k.RequestID = "r4"
+	commit(k, 0, nil)
 	wantTTL(store.RecordKey(k), -1, -1)
 	wantTTL(store.ClaimKey(k), -1, -1)
+	wantTTL(store.OrderKey("o1"), -1, -1)
+
+	// A trade's audits: their retention after the last write.
+	tk := store.Key{Op: "op", ClientID: "c", RequestID: "r5", Scope: store.ScopeTrade, ScopeID: "t1"}
+	a := domain.Audit{TradeID: "t1", DeliveryBatchID: "b1", Status: domain.AuditAccept}
+	commit(tk, time.Hour, store.RecordAuditEffect{Audit: a, Retention: 2 * time.Hour})
+	wantTTL(store.AuditsKey("t1"), 2*time.Hour-time.Second, 2*time.Hour)
+
+	// The operator's write: none while the order is not final.
+	if _, err := r.PutOrderRetained(ctx, domain.Order{RequestOrderID: "o2", Status: domain.Ready}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	wantTTL(store.OrderKey("o2"), -1, -1)
+	if _, err := r.PutOrderRetained(ctx, domain.Order{RequestOrderID: "o2", Status: domain.Rejected, Version: 1}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	wantTTL(store.OrderKey("o2"), time.Hour-time.Second, time.Hour)
+}
+
+// A claim written by an earlier version is a string, the fingerprint
+// alone: still honoured by Begin, its answer replayed, but Answer cannot
+// find the record it does not name.
+func TestRedisEarlierClaims(t *testing.T) {
+	ctx := t.Context()
+	r, admin, _ := newRedis(t)
+	k := store.Key{Op: "op", ClientID: "c", RequestID: "r1", Scope: store.ScopeOrder, ScopeID: "o1"}
+	if err := admin.Set(ctx, store.ClaimKey(k), "fp1", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.HSet(ctx, store.RecordKey(k), "state", "D", "fp", "fp1", "resp", "old answer").Err(); err != nil {
+		t.Fatal(err)
+	}
+	begin := func(k store.Key, fp string, want store.BeginState) store.Begun {
+		t.Helper()
+		b, err := r.Begin(ctx, k, fp, time.Minute)
+		if err != nil || b.State != want {
+			t.Fatalf("Begin(%+v, %q) = %+v, %v; want %v", k, fp, b, err, want)
+		}
+		return b
+	}
+	if b := begin(k, "fp1", store.Done); string(b.Response) != "old answer" {
+		t.Fatalf("replayed %q", b.Response)
+	}
+	other := k
+	other.ScopeID = "o2"
+	begin(other, "fp2", store.Mismatch)
+	if got, err := r.Answer(ctx, k.Op, k.ClientID, k.RequestID); !errors.Is(err, store.ErrNoAnswer) {
+		t.Fatalf("Answer = %q, %v; want ErrNoAnswer", got, err)
+	}
+	if typ := admin.Type(ctx, store.ClaimKey(k)).Val(); typ != "string" {
+		t.Fatalf("the earlier claim is a %s now", typ)
+	}
+
+	// A retry after a U answered by an earlier version: its claim, without
+	// a record, lets the same body through.
+	k.RequestID = "r2"
+	if err := admin.Set(ctx, store.ClaimKey(k), "fp3", time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := begin(k, "fp3", store.Started)
+	if ttl := admin.PTTL(ctx, store.ClaimKey(k)).Val(); ttl < time.Minute-time.Second {
+		t.Errorf("the earlier claim's PTTL %v after Begin, want a lease (%v)", ttl, time.Minute)
+	}
+	if err := r.Commit(ctx, k, b.Token, []byte("new"), time.Hour, nil); err != nil {
+		t.Fatal(err)
+	}
+	begin(k, "fp3", store.Done)
 }
 
 // After SCRIPT FLUSH (as after a restart) every script still runs: the

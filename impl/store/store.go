@@ -6,7 +6,13 @@
 // touches (Scope), so that the effect and the completion of the record are
 // one atomic script even on Redis Cluster. A second, write-once claim in the
 // requestId's own slot binds the requestId to the body's fingerprint, so a
-// requestId reused for another entity is still caught.
+// requestId reused for another entity is still caught; the claim also names
+// the entity, so that a stored answer can be found by requestId alone.
+//
+// Entities in a final state expire: an order whose status is final lives for
+// the retention its last write gave it, a trade's audits for the retention of
+// the last audit written, and never less than any answer stored about them
+// (Commit), so that no stored answer outlives what it speaks of.
 package store
 
 import (
@@ -34,6 +40,10 @@ var (
 	// body: final), ErrInProgress for InProgress (retry later).
 	ErrRequestMismatch = errors.New("store: requestId reused with a different body")
 	ErrInProgress      = errors.New("store: the same requestId is being processed")
+
+	// ErrNoAnswer: no answer is stored for the request (never answered,
+	// still in progress, answered U, or expired).
+	ErrNoAnswer = errors.New("store: no answer stored")
 )
 
 // Store is everything orderhub persists.
@@ -42,8 +52,13 @@ type Store interface {
 	GetOrder(ctx context.Context, requestOrderID string) (domain.Order, error)
 	// PutOrder stores o if the stored version equals o.Version (0: the order
 	// must not exist yet), else ErrConflict. It returns the order as stored,
-	// with Version incremented.
+	// with Version incremented. The order never expires: PutOrderRetained
+	// with retention 0.
 	PutOrder(ctx context.Context, o domain.Order) (domain.Order, error)
+	// PutOrderRetained is PutOrder for an order that, once its status is
+	// final, expires retention after this write (0: never), or later when a
+	// stored answer about it lives longer; a non-final order never expires.
+	PutOrderRetained(ctx context.Context, o domain.Order, retention time.Duration) (domain.Order, error)
 	// ListAudits returns the audits of a trade ordered by DeliveryBatchID;
 	// empty (not an error) when there are none.
 	ListAudits(ctx context.Context, tradeID string) ([]domain.Audit, error)
@@ -54,13 +69,18 @@ type Store interface {
 	Begin(ctx context.Context, k Key, fingerprint string, lease time.Duration) (Begun, error)
 	// Commit applies the effect (nil: none) and completes the record with
 	// the response, atomically; the record then lives for retention (0:
-	// forever). ErrLeaseLost when token no longer holds the record;
-	// ErrConflict when a PutOrder effect's expected version does not match
-	// (nothing is written then, and the record stays in progress).
+	// forever), and the entity of k's scope, when it exists, at least as
+	// long: the answer speaks of it. ErrLeaseLost when token no longer
+	// holds the record; ErrConflict when a PutOrder effect's expected
+	// version does not match (nothing is written then, and the record stays
+	// in progress).
 	Commit(ctx context.Context, k Key, token string, response []byte, retention time.Duration, effect Effect) error
 	// Release drops an in-progress record held with token, so that a retry
 	// is processed afresh. Releasing a record not held with token is a no-op.
 	Release(ctx context.Context, k Key, token string) error
+	// Answer returns the response Commit stored for the request (op,
+	// clientID, requestID), whatever entity it named, or ErrNoAnswer.
+	Answer(ctx context.Context, op, clientID, requestID string) ([]byte, error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error
@@ -128,12 +148,23 @@ type Begun struct {
 type Effect interface{ effect() }
 
 // PutOrderEffect stores Order if the stored version equals Order.Version,
-// as PutOrder does. Its RequestOrderID must be the key's ScopeID (ScopeOrder).
-type PutOrderEffect struct{ Order domain.Order }
+// as PutOrderRetained does with Retention. Its RequestOrderID must be the
+// key's ScopeID (ScopeOrder).
+type PutOrderEffect struct {
+	Order domain.Order
+	// Retention is how long the order lives after this write once its
+	// status is final (0: forever).
+	Retention time.Duration
+}
 
 // RecordAuditEffect records Audit as the latest result of its delivery
 // batch. Its TradeID must be the key's ScopeID (ScopeTrade).
-type RecordAuditEffect struct{ Audit domain.Audit }
+type RecordAuditEffect struct {
+	Audit domain.Audit
+	// Retention is how long the trade's audits live after this write (0:
+	// forever).
+	Retention time.Duration
+}
 
 func (PutOrderEffect) effect()    {}
 func (RecordAuditEffect) effect() {}

@@ -98,6 +98,8 @@ type envConfig struct {
 	rateLimit         rateLimitHook // withRateLimit
 	memory            bool          // withMemoryStore
 	faults            bool          // withFaults
+	retention         time.Duration // withRetention: answers (0: forever)
+	finalRetention    time.Duration // withRetention: final orders and audits (0: forever)
 }
 
 type envOption func(*envConfig)
@@ -142,6 +144,12 @@ func defaultRegistry(t testing.TB, id string, k testKeys, ops []string) []client
 // make run and orderhubtest do, instead of a Redis; e.redis is nil.
 func withMemoryStore() envOption {
 	return func(c *envConfig) { c.memory = true }
+}
+
+// withRetention keeps answers for answers and final orders and audits for
+// final after their last write (0: forever, as without it).
+func withRetention(answers, final time.Duration) envOption {
+	return func(c *envConfig) { c.retention, c.finalRetention = answers, final }
 }
 
 // withFaults turns on the fault rules of the operator API.
@@ -208,6 +216,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		TimeWindow:        cfg.timeWindow,
 		AdminToken:        adminToken,
 		RequestTimeout:    requestTimeout,
+		Retention:         cfg.retention,
+		FinalRetention:    cfg.finalRetention,
 		Now:               cfg.now,
 		RateLimit:         cfg.limiter(rdb),
 		// Every answer's signature is checked, refusals to registered

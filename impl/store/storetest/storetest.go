@@ -28,6 +28,11 @@ type Harness struct {
 	Store store.Store
 	// ExpireLease makes the lease of k's in-progress record lapse now.
 	ExpireLease func(k store.Key)
+	// Age lets d pass for everything the store keeps with a deadline, as
+	// if d went by (a fake clock, or every TTL shortened by d). The
+	// retention cases leave a minute's margin around each deadline for the
+	// real time a test takes.
+	Age func(d time.Duration)
 }
 
 type test struct {
@@ -69,6 +74,29 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 			{"EffectOutsideScope", testEffectOutsideScope},
 			{"BadDurations", testBadDurations},
 			{"KeyEscaping", testKeyEscaping},
+		}},
+		{"Retention", []test{
+			{"FinalOrderExpires", testFinalOrderExpires},
+			{"NonFinalOrderNeverExpires", testNonFinalOrderNeverExpires},
+			{"FromLastChange", testRetentionFromLastChange},
+			{"ZeroIsForever", testFinalRetentionZero},
+			{"CommittedOrder", testCommittedOrderExpires},
+			{"Audits", testAuditsExpire},
+			{"BadRetention", testBadFinalRetention},
+		}},
+		{"AnswerOutlivesNothing", []test{
+			{"EffectRetentionShorter", testAnswerKeepsEffect},
+			{"AnswerWithoutEffect", testAnswerKeepsOrder},
+			{"AuditRetentionShorter", testAnswerKeepsAudits},
+			{"AnswerForever", testForeverAnswerKeepsOrder},
+			{"NonFinalStaysForever", testAnswerLeavesNonFinal},
+			{"MissingStaysMissing", testAnswerCreatesNothing},
+		}},
+		{"Answer", []test{
+			{"Stored", testAnswerStored},
+			{"NoneStored", testAnswerNoneStored},
+			{"Expired", testAnswerExpired},
+			{"NamesItsEntity", testAnswerNamesItsEntity},
 		}},
 		{"Concurrency", []test{
 			{"Begin", testConcurrentBegin},
@@ -193,6 +221,54 @@ func wantReplay(t *testing.T, s store.Store, k store.Key, fp string, resp []byte
 	b := wantState(t, s, k, fp, store.Done)
 	if !bytes.Equal(b.Response, resp) {
 		t.Fatalf("replayed %q, want %q", b.Response, resp)
+	}
+}
+
+func final(id string) domain.Order {
+	o := order(id)
+	o.Status = domain.Completed
+	return o
+}
+
+func putFor(t *testing.T, s store.Store, o domain.Order, retention time.Duration) domain.Order {
+	t.Helper()
+	got, err := s.PutOrderRetained(t.Context(), o, retention)
+	if err != nil {
+		t.Fatalf("PutOrderRetained(%q %s, version %d, %v): %v", o.RequestOrderID, o.Status, o.Version, retention, err)
+	}
+	return got
+}
+
+// commitFor begins k and commits resp with the effect, the answer kept for
+// retention.
+func commitFor(t *testing.T, s store.Store, k store.Key, resp string, retention time.Duration, e store.Effect) {
+	t.Helper()
+	tok := start(t, s, k, "fp-"+k.RequestID)
+	if err := s.Commit(t.Context(), k, tok, []byte(resp), retention, e); err != nil {
+		t.Fatalf("Commit(%+v, %v): %v", k, retention, err)
+	}
+}
+
+func wantAudits(t *testing.T, s store.Store, tradeID string, n int) {
+	t.Helper()
+	got, err := s.ListAudits(t.Context(), tradeID)
+	if err != nil || len(got) != n {
+		t.Fatalf("ListAudits(%q) = %+v, %v; want %d audits", tradeID, got, err, n)
+	}
+}
+
+func wantAnswer(t *testing.T, s store.Store, k store.Key, want string) {
+	t.Helper()
+	got, err := s.Answer(t.Context(), k.Op, k.ClientID, k.RequestID)
+	if err != nil || string(got) != want {
+		t.Fatalf("Answer(%q, %q, %q) = %q, %v; want %q", k.Op, k.ClientID, k.RequestID, got, err, want)
+	}
+}
+
+func wantNoAnswer(t *testing.T, s store.Store, k store.Key) {
+	t.Helper()
+	if got, err := s.Answer(t.Context(), k.Op, k.ClientID, k.RequestID); !errors.Is(err, store.ErrNoAnswer) {
+		t.Fatalf("Answer(%q, %q, %q) = %q, %v; want ErrNoAnswer", k.Op, k.ClientID, k.RequestID, got, err)
 	}
 }
 
@@ -502,6 +578,225 @@ func testKeyEscaping(t *testing.T, h Harness) {
 			t.Errorf("ListAudits(%q) = %+v, %v; want its one audit", id, got, err)
 		}
 	}
+}
+
+// Retention of entities in a final state.
+
+func testFinalOrderExpires(t *testing.T, h Harness) {
+	put := putFor(t, h.Store, final("o1"), time.Hour)
+	h.Age(time.Hour - time.Minute)
+	wantOrder(t, h.Store, put)
+	h.Age(2 * time.Minute)
+	wantNoOrder(t, h.Store, "o1")
+	// Gone means gone: the id is new again (version 0).
+	putFor(t, h.Store, order("o1"), time.Hour)
+}
+
+func testNonFinalOrderNeverExpires(t *testing.T, h Harness) {
+	o := putFor(t, h.Store, order("o1"), time.Hour) // ORDER_SUCCESS
+	h.Age(100 * 365 * 24 * time.Hour)
+	wantOrder(t, h.Store, o)
+
+	// Its retention starts when it becomes final.
+	o.Status = domain.Cancelled
+	o = putFor(t, h.Store, o, time.Hour)
+	h.Age(time.Hour - time.Minute)
+	wantOrder(t, h.Store, o)
+	h.Age(2 * time.Minute)
+	wantNoOrder(t, h.Store, "o1")
+}
+
+func testRetentionFromLastChange(t *testing.T, h Harness) {
+	o := putFor(t, h.Store, final("o1"), time.Hour)
+	h.Age(40 * time.Minute)
+	o.PosOrderID = "pos-changed" // a final status stays, other fields may change
+	o = putFor(t, h.Store, o, time.Hour)
+	h.Age(40 * time.Minute) // 80 minutes after the first write
+	wantOrder(t, h.Store, o)
+	h.Age(21 * time.Minute)
+	wantNoOrder(t, h.Store, "o1")
+}
+
+func testFinalRetentionZero(t *testing.T, h Harness) {
+	a := put(t, h.Store, final("a")) // PutOrder: never expires
+	b := putFor(t, h.Store, final("b"), 0)
+	h.Age(100 * 365 * 24 * time.Hour)
+	wantOrder(t, h.Store, a)
+	wantOrder(t, h.Store, b)
+}
+
+func testCommittedOrderExpires(t *testing.T, h Harness) {
+	k := orderKey("r1", "o1")
+	commitFor(t, h.Store, k, "ok", 30*time.Minute, store.PutOrderEffect{Order: final("o1"), Retention: time.Hour})
+	want := final("o1")
+	want.Version = 1
+	h.Age(31 * time.Minute)
+	wantNoAnswer(t, h.Store, k)
+	wantOrder(t, h.Store, want)
+	h.Age(30 * time.Minute)
+	wantNoOrder(t, h.Store, "o1")
+
+	// A completion that leaves the order non-final never expires it.
+	k = orderKey("r2", "o2")
+	commitFor(t, h.Store, k, "ok", 30*time.Minute, store.PutOrderEffect{Order: order("o2"), Retention: time.Hour})
+	h.Age(100 * 365 * 24 * time.Hour)
+	get(t, h.Store, "o2")
+}
+
+func testAuditsExpire(t *testing.T, h Harness) {
+	record := func(req, batch string) {
+		t.Helper()
+		commitFor(t, h.Store, tradeKey(req, "t1"), "ok", 10*time.Minute,
+			store.RecordAuditEffect{Audit: audit("t1", batch, domain.AuditAccept, req), Retention: time.Hour})
+	}
+	record("r1", "b1")
+	h.Age(40 * time.Minute)
+	record("r2", "b2")
+	h.Age(40 * time.Minute) // 80 minutes after the first audit, 40 after the last
+	wantAudits(t, h.Store, "t1", 2)
+	h.Age(21 * time.Minute)
+	wantAudits(t, h.Store, "t1", 0)
+}
+
+func testBadFinalRetention(t *testing.T, h Harness) {
+	if _, err := h.Store.PutOrderRetained(t.Context(), final("o1"), -time.Second); err == nil {
+		t.Fatal("PutOrderRetained with a negative retention succeeded")
+	}
+	wantNoOrder(t, h.Store, "o1")
+	k := orderKey("r1", "o1")
+	tok := start(t, h.Store, k, "fp1")
+	for _, e := range []store.Effect{
+		store.PutOrderEffect{Order: final("o1"), Retention: -time.Second},
+		store.RecordAuditEffect{Audit: audit("t1", "b1", domain.AuditAccept, "r1"), Retention: -time.Second},
+	} {
+		if err := h.Store.Commit(t.Context(), k, tok, []byte("ok"), retention, e); err == nil {
+			t.Fatalf("Commit(%T) with a negative retention succeeded", e)
+		}
+	}
+	wantNoOrder(t, h.Store, "o1")
+	wantState(t, h.Store, k, "fp1", store.InProgress)
+}
+
+// A stored answer never outlives the entity it speaks of: a commit leaves
+// the entity's deadline no earlier than the record's.
+
+func testAnswerKeepsEffect(t *testing.T, h Harness) {
+	k := orderKey("r1", "o1")
+	commitFor(t, h.Store, k, "ok", time.Hour, store.PutOrderEffect{Order: final("o1"), Retention: 10 * time.Minute})
+	h.Age(time.Hour - time.Minute)
+	wantAnswer(t, h.Store, k, "ok")
+	get(t, h.Store, "o1")
+	h.Age(2 * time.Minute)
+	wantNoAnswer(t, h.Store, k)
+	wantNoOrder(t, h.Store, "o1")
+}
+
+func testAnswerKeepsOrder(t *testing.T, h Harness) {
+	o := putFor(t, h.Store, final("o1"), time.Hour)
+	h.Age(50 * time.Minute)
+	// Say, an F (ORDER_STATUS_INVALID) about the final order: no effect.
+	k := orderKey("r1", "o1")
+	commitFor(t, h.Store, k, "F", time.Hour, nil)
+	h.Age(time.Hour - time.Minute) // 109 minutes after the order's last change
+	wantReplay(t, h.Store, k, "fp-r1", []byte("F"))
+	wantOrder(t, h.Store, o)
+	h.Age(2 * time.Minute)
+	wantNoAnswer(t, h.Store, k)
+	wantNoOrder(t, h.Store, "o1")
+}
+
+func testAnswerKeepsAudits(t *testing.T, h Harness) {
+	k := tradeKey("r1", "t1")
+	commitFor(t, h.Store, k, "ok", time.Hour, store.RecordAuditEffect{Audit: audit("t1", "b1", domain.AuditAccept, "r1"), Retention: 10 * time.Minute})
+	h.Age(time.Hour - time.Minute)
+	wantAnswer(t, h.Store, k, "ok")
+	wantAudits(t, h.Store, "t1", 1)
+	h.Age(2 * time.Minute)
+	wantNoAnswer(t, h.Store, k)
+	wantAudits(t, h.Store, "t1", 0)
+}
+
+func testForeverAnswerKeepsOrder(t *testing.T, h Harness) {
+	o := putFor(t, h.Store, final("o1"), 10*time.Minute)
+	k := orderKey("r1", "o1")
+	commitFor(t, h.Store, k, "ok", 0, nil)
+	a := tradeKey("r2", "t1")
+	commitFor(t, h.Store, a, "ok", 0, store.RecordAuditEffect{Audit: audit("t1", "b1", domain.AuditAccept, "r2"), Retention: 10 * time.Minute})
+	h.Age(100 * 365 * 24 * time.Hour)
+	wantAnswer(t, h.Store, k, "ok")
+	wantOrder(t, h.Store, o)
+	wantAnswer(t, h.Store, a, "ok")
+	wantAudits(t, h.Store, "t1", 1)
+}
+
+func testAnswerLeavesNonFinal(t *testing.T, h Harness) {
+	o := putFor(t, h.Store, order("o1"), 10*time.Minute)
+	commitFor(t, h.Store, orderKey("r1", "o1"), "ok", time.Hour, nil)
+	h.Age(100 * 365 * 24 * time.Hour)
+	wantOrder(t, h.Store, o)
+}
+
+func testAnswerCreatesNothing(t *testing.T, h Harness) {
+	// Say, an F (ORDER_NOT_EXIST).
+	commitFor(t, h.Store, orderKey("r1", "o1"), "F", time.Hour, nil)
+	commitFor(t, h.Store, tradeKey("r2", "t1"), "F", 0, nil)
+	wantNoOrder(t, h.Store, "o1")
+	wantAudits(t, h.Store, "t1", 0)
+	// The order made afterwards is new (version 0) and expires as usual.
+	putFor(t, h.Store, final("o1"), 10*time.Minute)
+	h.Age(11 * time.Minute)
+	wantNoOrder(t, h.Store, "o1")
+}
+
+// The stored answer, found by operation, caller and requestId alone.
+
+func testAnswerStored(t *testing.T, h Harness) {
+	resp := "{\"result\":{}}\n\x00\xff binary-safe"
+	for _, k := range []store.Key{orderKey("r1", "o1"), tradeKey("r1", "t1")} {
+		commitFor(t, h.Store, k, resp, retention, nil)
+		wantAnswer(t, h.Store, k, resp)
+	}
+}
+
+func testAnswerNoneStored(t *testing.T, h Harness) {
+	k := orderKey("r1", "o1")
+	wantNoAnswer(t, h.Store, k) // never begun
+	tok := start(t, h.Store, k, "fp1")
+	wantNoAnswer(t, h.Store, k) // in progress
+	if err := h.Store.Release(t.Context(), k, tok); err != nil {
+		t.Fatal(err)
+	}
+	wantNoAnswer(t, h.Store, k) // answered U: the claim lives on, no record
+
+	commit(t, h.Store, k, start(t, h.Store, k, "fp1"), []byte("ok"), nil)
+	wantAnswer(t, h.Store, k, "ok")
+	for _, other := range []store.Key{
+		{Op: k.Op, ClientID: "client-2", RequestID: k.RequestID},
+		{Op: "notifyDeliveryAuditResult", ClientID: k.ClientID, RequestID: k.RequestID},
+		{Op: k.Op, ClientID: k.ClientID, RequestID: "r2"},
+	} {
+		wantNoAnswer(t, h.Store, other)
+	}
+}
+
+func testAnswerExpired(t *testing.T, h Harness) {
+	k := tradeKey("r1", "t1")
+	commitFor(t, h.Store, k, "ok", 10*time.Minute, nil)
+	h.Age(9 * time.Minute)
+	wantAnswer(t, h.Store, k, "ok")
+	h.Age(2 * time.Minute)
+	wantNoAnswer(t, h.Store, k)
+}
+
+func testAnswerNamesItsEntity(t *testing.T, h Harness) {
+	// Ids a key would have to escape.
+	a, b := orderKey("r:1", "o:1%3A{x}"), orderKey("r:1", "B")
+	commitFor(t, h.Store, a, "ok", retention, nil)
+	// The requestId reused for another order: refused, and the lookup
+	// still finds the first.
+	wantState(t, h.Store, b, "fp-other", store.Mismatch)
+	wantAnswer(t, h.Store, a, "ok")
+	wantAnswer(t, h.Store, b, "ok") // the same request: op, client, requestId
 }
 
 // Concurrency.
