@@ -3,6 +3,10 @@
 SHELL := /bin/bash
 GO ?= go
 PKGS := ./...
+# go build stamps the commit into the binary (orderhub_build_info); go run
+# and go test do not, so they get it here.
+BUILDINFO := github.com/orderhub/orderhub/impl/buildinfo
+LDFLAGS := -X $(BUILDINFO).version=$(shell git describe --tags --always --dirty 2>/dev/null || echo devel) -X $(BUILDINFO).revision=$(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
 .PHONY: help
 help: ## list the targets
@@ -18,7 +22,7 @@ check-generated: ## fail when generated/ differs from a fresh generation
 
 .PHONY: run
 run: ## serve on 127.0.0.1:8080 with the in-memory store (ORDERHUB_* variables apply)
-	ORDERHUB_DEV=1 ORDERHUB_ADDR="$${ORDERHUB_ADDR:-127.0.0.1:8080}" ORDERHUB_ADMIN_TOKEN="$${ORDERHUB_ADMIN_TOKEN:-dev-admin-token}" $(GO) run ./impl/cmd/orderhub
+	ORDERHUB_DEV=1 ORDERHUB_ADDR="$${ORDERHUB_ADDR:-127.0.0.1:8080}" ORDERHUB_ADMIN_TOKEN="$${ORDERHUB_ADMIN_TOKEN:-dev-admin-token}" $(GO) run -ldflags "$(LDFLAGS)" ./impl/cmd/orderhub
 
 .PHONY: docs
 docs: ## build the partner edition and its reference page, generated/partner (embedded, served at /docs)
@@ -47,7 +51,7 @@ test: ## everything: tools (installed if missing), generated code and partner ed
 	$(MAKE) --no-print-directory tools
 	$(MAKE) --no-print-directory check-generated
 	$(MAKE) --no-print-directory lint
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -ldflags "$(LDFLAGS)" $(PKGS)
 	cd tests/downstream && $(GO) test -race -count=1 ./...
 	ORDERHUB_TEST_REDIS=cluster $(GO) test -race -count=1 ./tests/contract
 
@@ -60,7 +64,17 @@ soak: ## the reliability and failover tests at soak size: more notifications, fa
 	scripts/ensure-redis.sh
 	ORDERHUB_SOAK=1 $(GO) test -race -count=1 -timeout 30m -v ./tests/reliability/ ./tests/failover/
 
+# make bench: BENCH_TIME is the measured time of each cell of the network
+# bench per round; CRYPTO=boringcrypto also builds orderhub and the sign-only
+# baseline with GOEXPERIMENT=boringcrypto and runs them beside the pure-Go
+# build; BENCH_FLAGS passes flags to tests/netbench (-only, -profile, -rounds,
+# -out, -compare).
+BENCH_TIME ?= 2s
+CRYPTO ?= go
+BENCH_FLAGS ?=
+
 .PHONY: bench
-bench: ## benchmarks of the request path (memory and Redis stores)
+bench: ## benchmarks: the request path in process (tests/bench), then over loopback against baselines (tests/netbench); BENCH_TIME=2s, CRYPTO=boringcrypto
 	scripts/ensure-redis.sh
-	$(GO) test -run '^$$' -bench . -benchmem ./tests/...
+	$(GO) test -run '^$$' -bench . -benchmem ./tests/bench/
+	GO="$(GO)" LDFLAGS="$(LDFLAGS)" BENCH_TIME="$(BENCH_TIME)" CRYPTO="$(CRYPTO)" BENCH_FLAGS="$(BENCH_FLAGS)" scripts/netbench.sh

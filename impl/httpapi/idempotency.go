@@ -65,18 +65,19 @@ func runIdempotent[T any](ctx context.Context, r *idempotency, key store.Key, do
 		return nil, fmt.Errorf("idempotency begin: %w", err)
 	}
 	count := func(outcome string) { r.outcomes.WithLabelValues(key.Op, outcome).Inc() }
+	note := func(outcome string) { count(outcome); f.idem = outcome } // for the log line too
 	switch begun.State {
 	case store.Done:
-		count("replay")
+		note("replay")
 		return replay(f, begun.Response)
 	case store.Mismatch:
-		count("mismatch")
+		note("mismatch")
 		return nil, store.ErrRequestMismatch
 	case store.InProgress:
-		count("in_progress")
+		note("in_progress")
 		return nil, store.ErrInProgress
 	}
-	count("new")
+	note("new")
 	stored := false
 	defer func() {
 		// Nothing was stored (an error, or a panic on its way to the

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/orderhub/orderhub/generated/models"
+	"github.com/orderhub/orderhub/impl/buildinfo"
 	"github.com/orderhub/orderhub/impl/domain"
 	"github.com/orderhub/orderhub/impl/faults"
 	"github.com/orderhub/orderhub/impl/store"
@@ -42,6 +43,8 @@ type facts struct {
 	status    string            // result.resultStatus of the answer
 	code      string            // result.resultCode of the answer
 	fault     string            // the fault rule's action applied to the call, if any
+	idem      string            // the idempotency outcome: new, replay, mismatch, in_progress
+	reason    string            // why message security refused the call (signatureFailure reasons)
 
 	// extendDeadline gives the rest of the request a deadline d later than
 	// the request timeout from now would be, on the request's own context
@@ -135,9 +138,12 @@ func usableRequestID(id string) bool {
 }
 
 // requestLog writes one line per request: the request id, operation,
-// caller, requestId, result and latency; never bodies, signatures or keys.
-// It runs the error handler itself, so the line (and the metrics outside
-// it) see the answer that was sent.
+// caller, requestId, idempotency outcome, result, refusal reason and
+// latency; never bodies, signatures or keys. It runs the error handler
+// itself, so the line (and the metrics outside it) see the answer that was
+// sent. Successful probes (health, readiness, metrics scrapes) are logged at
+// DEBUG only: a load balancer probing every second would be most of the
+// log, and orderhub_http_requests_total counts them anyway.
 func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 	var strangers sampler
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
@@ -145,6 +151,14 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 		HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			f := factsOf(c)
+			ctx := c.Request().Context()
+			level := slog.LevelInfo
+			if probe(f, v.Status) {
+				level = slog.LevelDebug
+			}
+			if !log.Enabled(ctx, level) {
+				return nil
+			}
 			skipped := 0
 			if f.stranger {
 				var ok bool
@@ -156,33 +170,100 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 				// The operator API's successes carry no result object.
 				f.status, f.code = "S", "SUCCESS"
 			}
-			attrs := []slog.Attr{
+			attrs := make([]slog.Attr, 0, 16)
+			attrs = append(attrs,
 				slog.String("xRequestId", f.requestID),
 				slog.String("operation", f.operationID()),
 				slog.String("method", clip(v.Method, 16)), slog.String("path", clip(v.URIPath, 256)),
-				slog.String("clientId", clip(c.Request().Header.Get("Client-Id"), 128)),
-				slog.Int("status", v.Status),
-				slog.Duration("latency", v.Latency),
+			)
+			if id := c.Request().Header.Get("Client-Id"); id != "" {
+				attrs = append(attrs, slog.String("clientId", clip(id, 128)))
 			}
+			attrs = append(attrs,
+				slog.Int("status", v.Status),
+				slog.Float64("latencyMs", float64(v.Latency.Microseconds())/1000),
+			)
 			if f.partnerID != "" {
 				attrs = append(attrs, slog.String("requestId", f.partnerID))
+			}
+			if f.idem != "" {
+				attrs = append(attrs, slog.String("idempotency", f.idem))
 			}
 			if f.status != "" {
 				attrs = append(attrs, slog.String("resultStatus", f.status), slog.String("resultCode", f.code))
 			}
-			if v.Error != nil {
-				attrs = append(attrs, slog.String("err", errorText(v.Error)))
+			if f.reason != "" {
+				attrs = append(attrs, slog.String("reason", f.reason))
 			}
 			if f.fault != "" {
 				attrs = append(attrs, slog.String("fault", f.fault))
 			}
+			if v.Error != nil {
+				attrs = append(attrs, slog.String("err", errorText(v.Error)))
+			}
 			if f.stranger {
 				attrs = append(attrs, slog.Int("strangersNotLogged", skipped))
 			}
-			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
+			log.LogAttrs(ctx, level, "request", attrs...)
 			return nil
 		},
 	})
+}
+
+// probe reports whether a request is a successful probe: liveness,
+// readiness or a metrics scrape answered 2xx. A failing one is news.
+func probe(f *facts, status int) bool {
+	if f.kind != openapi.Service || status >= http.StatusMultipleChoices {
+		return false
+	}
+	switch f.path {
+	case "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return false
+}
+
+// requestAttrs adds the request's xRequestId and operation to every record
+// logged with its context that does not name them itself (unexpected
+// errors, panics, the store's debug lines), so that each joins its request
+// line.
+type requestAttrs struct{ slog.Handler }
+
+// RequestLogHandler wraps h so that records logged with a request's
+// context carry its xRequestId and operation. New wraps its Logger with it;
+// give the same wrapped logger to anything else that logs with request
+// contexts (impl/orderhub's Redis hook does).
+func RequestLogHandler(h slog.Handler) slog.Handler {
+	if _, ok := h.(requestAttrs); ok {
+		return h
+	}
+	return requestAttrs{h}
+}
+
+func (h requestAttrs) Handle(ctx context.Context, r slog.Record) error {
+	if f, ok := ctx.Value(factsKey{}).(*facts); ok && !named(r, "xRequestId") {
+		r = r.Clone()
+		r.AddAttrs(slog.String("xRequestId", f.requestID), slog.String("operation", f.operationID()))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestAttrs) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestAttrs{h.Handler.WithAttrs(as)}
+}
+
+func (h requestAttrs) WithGroup(name string) slog.Handler {
+	return requestAttrs{h.Handler.WithGroup(name)}
+}
+
+// named reports whether r has a top-level attribute key.
+func named(r slog.Record, key string) bool {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		found = a.Key == key
+		return !found
+	})
+	return found
 }
 
 // sampler lets one log line a second through, and counts the others: the
@@ -207,10 +288,15 @@ func (s *sampler) take(now time.Time) (ok bool, skipped int) {
 	return true, skipped
 }
 
-// metrics are orderhub's own Prometheus series; the HTTP series come from
-// echoprometheus.
+// metrics are orderhub's Prometheus series. Each label is bounded (the
+// contract's operations, fixed reasons and outcomes, result codes), and
+// every series an alert needs exists from the start, at zero.
 type metrics struct {
 	reg               *prometheus.Registry
+	requests          *prometheus.CounterVec   // operation, method, code, result_status, result_code
+	duration          *prometheus.HistogramVec // operation, method, code
+	requestSize       *prometheus.HistogramVec // operation
+	responseSize      *prometheus.HistogramVec // operation
 	idempotency       *prometheus.CounterVec
 	storeErrors       *prometheus.CounterVec
 	signatureFailures *prometheus.CounterVec
@@ -218,9 +304,34 @@ type metrics struct {
 	unsignedRefusals  *prometheus.CounterVec
 }
 
-func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+func newMetrics(reg *prometheus.Registry, cat *openapi.Catalog) (*metrics, error) {
+	// The label values known in advance, so that their series start at zero.
+	var (
+		idempotencyOutcomes = []string{"new", "replay", "mismatch", "in_progress", "version_conflict"}
+		signatureReasons    = []string{"unknown_client", "disabled_client", "malformed", "unknown_key_version", "request_time", "signature", "not_allowed"}
+		storeCalls          = []string{"get_order", "put_order", "list_audits", "begin", "commit", "release", "answer", "ping"}
+	)
 	m := &metrics{
 		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderhub_http_requests_total",
+			Help: "HTTP requests by operation (operationId; unknown for paths outside the contract), method, HTTP status code and the answer's result status and code.",
+		}, []string{"operation", "method", "code", "result_status", "result_code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "orderhub_http_request_duration_seconds",
+			Help:    "Time from a request's arrival to its answer, by operation, method and HTTP status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"operation", "method", "code"}),
+		requestSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "orderhub_http_request_size_bytes",
+			Help:    "Request body sizes by operation.",
+			Buckets: prometheus.ExponentialBuckets(64, 4, 7), // 64 B .. 256 KiB
+		}, []string{"operation"}),
+		responseSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "orderhub_http_response_size_bytes",
+			Help:    "Response body sizes by operation.",
+			Buckets: prometheus.ExponentialBuckets(64, 4, 7),
+		}, []string{"operation"}),
 		idempotency: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderhub_idempotency_total",
 			Help: "Idempotent notifications by outcome: new (processed), replay (stored answer sent again), mismatch (requestId reused with another body), in_progress (a duplicate while the first runs), version_conflict (re-run after a concurrent change).",
@@ -231,25 +342,54 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		}, []string{"call"}),
 		signatureFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderhub_signature_failures_total",
-			Help: "Partner requests refused by message security: unknown or disabled client, bad signature, Request-Time outside the window, or an operation the client may not call.",
+			Help: "Partner requests refused by message security, by reason: unknown_client, disabled_client, malformed (Signature header), unknown_key_version, request_time (outside the window), signature (does not verify), not_allowed (operation not allowed to the client).",
 		}, []string{"operation", "reason"}),
+		signatures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderhub_signatures_total",
+			Help: "Answers signed with orderhub's key, by how: signed (an RSA signature made) or reused (the signature of identical content in the same Response-Time second).",
+		}, []string{"how"}),
+		unsignedRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderhub_unsigned_refusals_total",
+			Help: "Refusals sent unsigned, by why: stranger (the Client-Id is no registered, enabled client) or budget (a registered Client-Id that did not prove itself, past its budget of signed refusals).",
+		}, []string{"why"}),
 	}
-	m.signatures = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "orderhub_signatures_total",
-		Help: "Answers signed with orderhub's key, by how: signed (an RSA signature made) or reused (the signature of identical content in the same Response-Time second).",
-	}, []string{"how"})
-	m.unsignedRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "orderhub_unsigned_refusals_total",
-		Help: "Refusals sent unsigned, by why: stranger (the Client-Id is no registered, enabled client) or budget (a registered Client-Id that did not prove itself, past its budget of signed refusals).",
-	}, []string{"why"})
+	for _, op := range cat.Operations() {
+		if op.Kind != openapi.Partner {
+			continue
+		}
+		// The series the alerts read: the U rate, p99, signature failures.
+		m.requests.WithLabelValues(op.ID, op.Method, "200", "S", "SUCCESS")
+		m.requests.WithLabelValues(op.ID, op.Method, "200", "U", "UNKNOWN_EXCEPTION")
+		m.duration.WithLabelValues(op.ID, op.Method, "200")
+		m.requestSize.WithLabelValues(op.ID)
+		m.responseSize.WithLabelValues(op.ID)
+		for _, r := range signatureReasons {
+			m.signatureFailures.WithLabelValues(op.ID, r)
+		}
+		if op.Idempotent {
+			for _, o := range idempotencyOutcomes {
+				m.idempotency.WithLabelValues(op.ID, o)
+			}
+		}
+	}
+	for _, c := range storeCalls {
+		m.storeErrors.WithLabelValues(c)
+	}
 	for _, how := range []string{"signed", "reused"} {
 		m.signatures.WithLabelValues(how)
 	}
 	for _, why := range []string{"stranger", "budget"} {
 		m.unsignedRefusals.WithLabelValues(why)
 	}
+	b := buildinfo.Read()
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "orderhub_build_info",
+		Help: "The running build: version, revision (commit), Go version and crypto build (go, boringcrypto or fips140); always 1.",
+	}, []string{"version", "revision", "goversion", "crypto"})
+	build.WithLabelValues(b.Version, b.Revision, b.GoVersion, b.Crypto).Set(1)
 	for _, c := range []prometheus.Collector{
-		m.idempotency, m.storeErrors, m.signatureFailures, m.signatures, m.unsignedRefusals,
+		m.requests, m.duration, m.requestSize, m.responseSize,
+		m.idempotency, m.storeErrors, m.signatureFailures, m.signatures, m.unsignedRefusals, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		if err := reg.Register(c); err != nil {
@@ -274,25 +414,22 @@ func (m *metrics) faultsInjected(ops []string) (*prometheus.CounterVec, error) {
 	return c, m.reg.Register(c)
 }
 
-// httpMetrics counts and times requests by operation and result. The host
-// and path labels are fixed or bounded: callers choose both freely.
-func (m *metrics) httpMetrics() (echo.MiddlewareFunc, error) {
-	return echoprometheus.MiddlewareConfig{
-		Namespace:                 "orderhub",
-		Subsystem:                 "http",
-		Registerer:                m.reg,
-		DoNotUseRequestPathFor404: true,
-		// The status sent: requestLog has answered any error by now, and
-		// a partner error is answered 200 with its envelope.
-		StatusCodeResolver: func(c echo.Context, _ error) int { return c.Response().Status },
-		LabelFuncs: map[string]echoprometheus.LabelValueFunc{
-			"host":          func(echo.Context, error) string { return "" },
-			"method":        func(c echo.Context, _ error) string { return knownMethod(c.Request().Method) },
-			"operation":     func(c echo.Context, _ error) string { return factsOf(c).operationID() },
-			"result_status": func(c echo.Context, _ error) string { return factsOf(c).status },
-			"result_code":   func(c echo.Context, _ error) string { return factsOf(c).code },
-		},
-	}.ToMiddleware()
+// observe counts and times every request by operation and result. It runs
+// outside requestLog, which has answered any error by the time it returns,
+// so the status and result are those sent. The method and path labels are
+// bounded: callers choose both freely.
+func (m *metrics) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		f, res := factsOf(c), c.Response()
+		op, method, code := f.operationID(), knownMethod(c.Request().Method), strconv.Itoa(res.Status)
+		m.requests.WithLabelValues(op, method, code, f.status, f.code).Inc()
+		m.duration.WithLabelValues(op, method, code).Observe(time.Since(start).Seconds())
+		m.requestSize.WithLabelValues(op).Observe(float64(max(len(f.body), int(c.Request().ContentLength))))
+		m.responseSize.WithLabelValues(op).Observe(float64(res.Size))
+		return err
+	}
 }
 
 // knownMethod bounds the method label: Go's server accepts any token as a
@@ -332,6 +469,19 @@ func (s instrumented) GetOrder(ctx context.Context, id string) (o domain.Order, 
 func (s instrumented) PutOrder(ctx context.Context, o domain.Order) (domain.Order, error) {
 	o, err := s.Store.PutOrder(ctx, o)
 	return o, s.count("put_order", err)
+}
+
+func (s instrumented) PutOrderRetained(ctx context.Context, o domain.Order, retention time.Duration) (domain.Order, error) {
+	o, err := s.Store.PutOrderRetained(ctx, o, retention)
+	return o, s.count("put_order", err)
+}
+
+func (s instrumented) Answer(ctx context.Context, op, clientID, requestID string) ([]byte, error) {
+	a, err := s.Store.Answer(ctx, op, clientID, requestID)
+	if errors.Is(err, store.ErrNoAnswer) {
+		return a, err // an answer to give, not a failure
+	}
+	return a, s.count("answer", err)
 }
 
 func (s instrumented) ListAudits(ctx context.Context, tradeID string) (a []domain.Audit, err error) {

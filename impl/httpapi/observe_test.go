@@ -39,6 +39,12 @@ func (o *observed) Write(p []byte) (int, error) {
 // requestLines are the "request" log lines written so far, decoded.
 func (o *observed) requestLines(t *testing.T) []map[string]any {
 	t.Helper()
+	return o.lines(t, "request")
+}
+
+// lines are the log lines with message msg written so far, decoded.
+func (o *observed) lines(t *testing.T, msg string) []map[string]any {
+	t.Helper()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var lines []map[string]any
@@ -48,7 +54,7 @@ func (o *observed) requestLines(t *testing.T) []map[string]any {
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.Fatalf("log line is not JSON: %q", sc.Text())
 		}
-		if l["msg"] == "request" {
+		if l["msg"] == msg {
 			lines = append(lines, l)
 		}
 	}
@@ -56,9 +62,14 @@ func (o *observed) requestLines(t *testing.T) []map[string]any {
 }
 
 func newObserved(t *testing.T, st store.Store) *observed {
+	return newObservedAt(t, st, slog.LevelInfo)
+}
+
+// newObservedAt logs at level and above.
+func newObservedAt(t *testing.T, st store.Store, level slog.Level) *observed {
 	o := &observed{}
 	o.testService = newTestServiceOn(t, st, func(c *Config) {
-		c.Logger = slog.New(slog.NewJSONHandler(o, nil))
+		c.Logger = slog.New(slog.NewJSONHandler(o, &slog.HandlerOptions{Level: level}))
 	})
 	return o
 }
@@ -134,15 +145,21 @@ func TestRequestIDs(t *testing.T) {
 
 func TestRequestLogLines(t *testing.T) {
 	o := newObserved(t, withOrder(t, "order-secret-value", domain.Ready))
-	rec := o.call(t, http.MethodPost, completion, `{"requestId":"r-log","requestOrderId":"order-secret-value"}`, true, "X-Request-Id", "trace-log")
+	body := `{"requestId":"r-log","requestOrderId":"order-secret-value"}`
+	rec := o.call(t, http.MethodPost, completion, body, true, "X-Request-Id", "trace-log")
 	signatureSent := rec.Header().Get("Signature")
+	o.call(t, http.MethodPost, completion, body, true, "X-Request-Id", "trace-replay")
+	o.call(t, http.MethodPost, completion, `{"requestId":"r-log","requestOrderId":"other"}`, true, "X-Request-Id", "trace-mismatch")
 	o.call(t, http.MethodPost, completion, `{"requestId":"r-bad","requestOrderId":"x"}`, false, "X-Request-Id", "trace-unsigned", "Client-Id", "c")
+	o.call(t, http.MethodPost, completion, `{"requestId":"r-bad","requestOrderId":"x"}`, false, "X-Request-Id", "trace-stranger", "Client-Id", "nobody")
 	o.call(t, http.MethodGet, "/ops/orders/order-secret-value", "", false, "X-Request-Id", "trace-ops", "Authorization", "Bearer tok")
+	o.call(t, http.MethodGet, "/ops/orders/order-secret-value", "", false, "X-Request-Id", "trace-token", "Authorization", "Bearer wrong")
+	// Successful probes are not logged at INFO.
+	o.call(t, http.MethodGet, "/healthz", "", false)
+	o.call(t, http.MethodGet, "/readyz", "", false)
+	o.call(t, http.MethodGet, "/metrics", "", false)
 
 	lines := o.requestLines(t)
-	if len(lines) != 3 {
-		t.Fatalf("want one line per request (3), got %d: %v", len(lines), lines)
-	}
 	pick := func(l map[string]any, keys ...string) map[string]any {
 		out := map[string]any{}
 		for _, k := range keys {
@@ -152,21 +169,32 @@ func TestRequestLogLines(t *testing.T) {
 		}
 		return out
 	}
-	keys := []string{"xRequestId", "operation", "clientId", "requestId", "resultStatus", "resultCode", "status", "method", "path"}
+	keys := []string{"xRequestId", "operation", "clientId", "requestId", "idempotency", "resultStatus", "resultCode", "reason", "status", "method", "path"}
 	want := []map[string]any{
-		{"xRequestId": "trace-log", "operation": "notifyOrderCompletion", "clientId": "c", "requestId": "r-log",
+		{"xRequestId": "trace-log", "operation": "notifyOrderCompletion", "clientId": "c", "requestId": "r-log", "idempotency": "new",
 			"resultStatus": "S", "resultCode": "SUCCESS", "status": 200.0, "method": "POST", "path": completion},
-		{"xRequestId": "trace-unsigned", "operation": "notifyOrderCompletion", "clientId": "c",
+		{"xRequestId": "trace-replay", "operation": "notifyOrderCompletion", "clientId": "c", "requestId": "r-log", "idempotency": "replay",
+			"resultStatus": "S", "resultCode": "SUCCESS", "status": 200.0, "method": "POST", "path": completion},
+		{"xRequestId": "trace-mismatch", "operation": "notifyOrderCompletion", "clientId": "c", "requestId": "r-log", "idempotency": "mismatch",
+			"resultStatus": "F", "resultCode": "REPEAT_REQ_INCONSISTENT", "status": 200.0, "method": "POST", "path": completion},
+		{"xRequestId": "trace-unsigned", "operation": "notifyOrderCompletion", "clientId": "c", "reason": "malformed",
 			"resultStatus": "F", "resultCode": "INVALID_SIGNATURE", "status": 200.0, "method": "POST", "path": completion},
-		{"xRequestId": "trace-ops", "operation": "getOrder", "clientId": "",
+		{"xRequestId": "trace-stranger", "operation": "notifyOrderCompletion", "clientId": "nobody", "reason": "unknown_client",
+			"resultStatus": "F", "resultCode": "ACCESS_DENIED", "status": 200.0, "method": "POST", "path": completion},
+		{"xRequestId": "trace-ops", "operation": "getOrder",
 			"resultStatus": "S", "resultCode": "SUCCESS", "status": 200.0, "method": "GET", "path": "/ops/orders/order-secret-value"},
+		{"xRequestId": "trace-token", "operation": "getOrder", "reason": "wrong_bearer_token",
+			"resultStatus": "F", "resultCode": "ACCESS_DENIED", "status": 401.0, "method": "GET", "path": "/ops/orders/order-secret-value"},
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("want one line per request but the probes (%d), got %d: %v", len(want), len(lines), lines)
 	}
 	for i, l := range lines {
 		if diff := cmp.Diff(want[i], pick(l, keys...)); diff != "" {
 			t.Errorf("line %d (-want +got):\n%s", i, diff)
 		}
-		if _, ok := l["latency"]; !ok {
-			t.Errorf("line %d has no latency: %v", i, l)
+		if ms, ok := l["latencyMs"].(float64); !ok || ms <= 0 {
+			t.Errorf("line %d has no latencyMs: %v", i, l)
 		}
 	}
 	// Never the body, the signature or the token.
@@ -177,6 +205,30 @@ func TestRequestLogLines(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the logs contain %q:\n%s", secret, logs)
 		}
+	}
+}
+
+// At DEBUG the probes are logged too.
+func TestProbesLogAtDebug(t *testing.T) {
+	o := newObservedAt(t, store.NewMemory(nil), slog.LevelDebug)
+	o.call(t, http.MethodGet, "/healthz", "", false)
+	lines := o.requestLines(t)
+	if len(lines) != 1 || lines[0]["level"] != "DEBUG" || lines[0]["path"] != "/healthz" {
+		t.Errorf("probe lines at DEBUG: %v", lines)
+	}
+}
+
+// An unexpected error's line names the request and operation, so that it
+// joins the request line.
+func TestUnexpectedErrorLineJoinsItsRequest(t *testing.T) {
+	o := newObserved(t, failingBegin{withOrder(t, "o1", domain.Ready)})
+	o.call(t, http.MethodPost, completion, `{"requestId":"r1","requestOrderId":"o1"}`, true, "X-Request-Id", "trace-err")
+	errs := o.lines(t, "unexpected error")
+	if len(errs) != 1 || errs[0]["xRequestId"] != "trace-err" || errs[0]["operation"] != "notifyOrderCompletion" {
+		t.Errorf("unexpected error lines: %v", errs)
+	}
+	if req := o.requestLines(t); len(req) != 1 || req[0]["xRequestId"] != "trace-err" || req[0]["resultStatus"] != "U" {
+		t.Errorf("request lines: %v", req)
 	}
 }
 
@@ -215,6 +267,8 @@ func scrape(t *testing.T, h http.Handler) map[string][]sample {
 				s.value = m.Counter.GetValue()
 			case m.Histogram != nil:
 				s.value = float64(m.Histogram.GetSampleCount())
+			case m.Gauge != nil:
+				s.value = m.Gauge.GetValue()
 			}
 			out[name] = append(out[name], s)
 		}
@@ -270,13 +324,13 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		{reqs, map[string]string{"operation": "notifyOrderCompletion", "result_code": "INVALID_SIGNATURE"}, 1},
 		{reqs, map[string]string{"operation": "notifyOrderCompletion", "result_code": "ACCESS_DENIED"}, 1},
 		{reqs, map[string]string{"operation": "inquireOrderDetail", "result_status": "F", "result_code": "ORDER_NOT_EXIST"}, 1},
-		{reqs, map[string]string{"operation": "unknown", "result_code": "INVALID_API", "url": "", "code": "200"}, 3},
+		{reqs, map[string]string{"operation": "unknown", "result_code": "INVALID_API", "code": "200"}, 3},
 		{reqs, map[string]string{"operation": "unknown", "method": "OTHER", "code": "405"}, 3},
 		{"orderhub_http_request_duration_seconds", map[string]string{"operation": "notifyOrderCompletion"}, 5},
 		{"orderhub_idempotency_total", map[string]string{"operation": "notifyOrderCompletion", "outcome": "new"}, 1},
 		{"orderhub_idempotency_total", map[string]string{"operation": "notifyOrderCompletion", "outcome": "replay"}, 1},
 		{"orderhub_idempotency_total", map[string]string{"operation": "notifyOrderCompletion", "outcome": "mismatch"}, 1},
-		{"orderhub_signature_failures_total", map[string]string{"operation": "notifyOrderCompletion", "reason": "signature"}, 1},
+		{"orderhub_signature_failures_total", map[string]string{"operation": "notifyOrderCompletion", "reason": "malformed"}, 1},
 		{"orderhub_signature_failures_total", map[string]string{"operation": "notifyOrderCompletion", "reason": "unknown_client"}, 1},
 		{"orderhub_store_errors_total", nil, 0},
 	} {
@@ -288,8 +342,8 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		if strings.HasPrefix(s.labels["method"], "M") || s.labels["method"] == "BREW" {
 			t.Errorf("a made-up method became a label value: %v", s.labels)
 		}
-		if s.labels["host"] != "" {
-			t.Errorf("the host label is caller-chosen and must stay empty: %v", s.labels)
+		if _, ok := s.labels["url"]; ok {
+			t.Errorf("the path is caller-chosen: no url label: %v", s.labels)
 		}
 	}
 	if len(m["go_goroutines"]) == 0 {
@@ -309,5 +363,72 @@ func TestMetricsCountStoreFailures(t *testing.T) {
 	}
 	if got := value(m, "orderhub_http_requests_total", map[string]string{"operation": "notifyOrderCompletion", "result_status": "U", "result_code": "UNKNOWN_EXCEPTION"}); got != 1 {
 		t.Errorf("U answers = %v, want 1", got)
+	}
+}
+
+// The series alerts read exist before any traffic, at zero, and the
+// histograms of sizes are by operation only.
+func TestMetricsExistAtZero(t *testing.T) {
+	o := newObserved(t, store.NewMemory(nil))
+	m := scrape(t, o)
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"orderhub_http_requests_total", map[string]string{"operation": "notifyDeliveryAuditResult", "result_status": "U"}},
+		{"orderhub_http_requests_total", map[string]string{"operation": "inquireOrderDetail", "result_status": "S"}},
+		{"orderhub_http_request_duration_seconds", map[string]string{"operation": "notifyOrderCompletion"}},
+		{"orderhub_store_errors_total", map[string]string{"call": "commit"}},
+		{"orderhub_store_errors_total", map[string]string{"call": "ping"}},
+		{"orderhub_signature_failures_total", map[string]string{"operation": "inquireOrderDetail", "reason": "request_time"}},
+		{"orderhub_signature_failures_total", map[string]string{"operation": "notifyOrderCompletion", "reason": "unknown_key_version"}},
+		{"orderhub_idempotency_total", map[string]string{"operation": "notifyDeliveryAuditResult", "outcome": "in_progress"}},
+		{"orderhub_unsigned_refusals_total", map[string]string{"why": "budget"}},
+	} {
+		found := false
+		for _, s := range m[tc.name] {
+			match := true
+			for k, v := range tc.labels {
+				match = match && s.labels[k] == v
+			}
+			if match {
+				found = true
+				if s.value != 0 {
+					t.Errorf("%s%v = %v before any traffic", tc.name, tc.labels, s.value)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s%v does not exist before any traffic", tc.name, tc.labels)
+		}
+	}
+	if b := m["orderhub_build_info"]; len(b) != 1 || b[0].value != 1 || b[0].labels["goversion"] == "" || b[0].labels["crypto"] == "" || b[0].labels["revision"] == "" {
+		t.Errorf("orderhub_build_info: %+v", b)
+	}
+	for _, name := range []string{"orderhub_http_request_size_bytes", "orderhub_http_response_size_bytes"} {
+		for _, s := range m[name] {
+			if len(s.labels) != 1 || s.labels["operation"] == "" {
+				t.Errorf("%s has labels %v, want operation only", name, s.labels)
+			}
+		}
+	}
+	if up := m["orderhub_store_up"]; len(up) != 1 || up[0].value != 1 {
+		t.Errorf("orderhub_store_up: %+v", up)
+	}
+}
+
+// failingPing is a store that does not answer, as Redis when it is down.
+type failingPing struct{ store.Store }
+
+func (failingPing) Ping(context.Context) error { return errors.New("dial tcp: connection refused") }
+
+func TestStoreUpFollowsPing(t *testing.T) {
+	o := newObserved(t, failingPing{store.NewMemory(nil)})
+	m := scrape(t, o)
+	if up := m["orderhub_store_up"]; len(up) != 1 || up[0].value != 0 {
+		t.Errorf("orderhub_store_up with the store down: %+v, want 0", up)
+	}
+	if got := value(m, "orderhub_store_errors_total", map[string]string{"call": "ping"}); got != 1 {
+		t.Errorf("store errors on ping = %v, want 1", got)
 	}
 }

@@ -28,27 +28,43 @@ func verifyRequests(src *clients.Source, window time.Duration, now func() time.T
 			if f.op.Kind != openapi.Partner {
 				return next(c) // not a partner API: the validator answers
 			}
+			refuse := func(reason string, err error) error {
+				f.reason = reason
+				failures.WithLabelValues(f.op.ID, reason).Inc()
+				return err
+			}
 			cl, ok := src.Current().Lookup(f.clientID)
-			if !ok || cl.Disabled {
-				failures.WithLabelValues(f.op.ID, "unknown_client").Inc()
-				return errAccessDenied
+			switch {
+			case !ok:
+				return refuse("unknown_client", errAccessDenied)
+			case cl.Disabled:
+				return refuse("disabled_client", errAccessDenied)
 			}
 			if err := signature.VerifyRequest(c.Request(), cl.ID, f.body, cl.Key, window, now()); err != nil {
-				reason := "signature"
-				if errors.Is(err, signature.ErrRequestTime) {
-					reason = "request_time"
-				}
-				failures.WithLabelValues(f.op.ID, reason).Inc()
-				return fmt.Errorf("%w: %v", errInvalidSignature, err)
+				return refuse(signatureFailure(err), fmt.Errorf("%w: %v", errInvalidSignature, err))
 			}
 			f.verified = true // its answers are signed from here on, refusals included
 			if !cl.Allowed(f.op.ID) {
-				failures.WithLabelValues(f.op.ID, "not_allowed").Inc()
-				return errAccessDenied
+				return refuse("not_allowed", errAccessDenied)
 			}
 			return next(c)
 		}
 	}
+}
+
+// signatureFailure names why a signature did not verify, for the log line
+// and orderhub_signature_failures_total (the caller only hears
+// INVALID_SIGNATURE).
+func signatureFailure(err error) string {
+	switch {
+	case errors.Is(err, signature.ErrRequestTime):
+		return "request_time"
+	case errors.Is(err, signature.ErrUnknownKey):
+		return "unknown_key_version"
+	case errors.Is(err, signature.ErrMalformed), errors.Is(err, signature.ErrAlgorithm):
+		return "malformed"
+	}
+	return "signature"
 }
 
 // sealer signs partner answers with orderhub's key, as far as the rule of

@@ -49,6 +49,10 @@ type Config struct {
 	Lease time.Duration
 	// Retention is how long final answers are remembered (0: forever).
 	Retention time.Duration
+	// FinalRetention is how long an order in a final status, and a trade's
+	// delivery audits, are kept after their last write (0: forever); never
+	// less than an answer stored about them.
+	FinalRetention time.Duration
 	// RequestTimeout bounds each request's work, storage calls included.
 	RequestTimeout time.Duration
 	// BodyLimit is the largest request body read, in bytes.
@@ -137,15 +141,11 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 			return nil, err
 		}
 	}
-	log := cfg.Logger
+	log := slog.New(RequestLogHandler(cfg.Logger.Handler()))
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
-	m, err := newMetrics(cfg.Metrics)
-	if err != nil {
-		return nil, fmt.Errorf("httpapi: registering metrics: %w", err)
-	}
-	httpMetrics, err := m.httpMetrics()
+	m, err := newMetrics(cfg.Metrics, cfg.Catalog)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: registering metrics: %w", err)
 	}
@@ -173,7 +173,7 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 	stack := []echo.MiddlewareFunc{
 		recoverPanics, // a panic in the layers below
 		requestIDs(cfg.Catalog),
-		httpMetrics,     // sees the answer sent: requestLog handles errors
+		m.observe,       // sees the answer sent: requestLog handles errors
 		requestLog(log), // one line per request; its error handler signs partner answers
 		deadline(cfg.RequestTimeout),
 		recoverPanics, // a panic below becomes a logged, signed U
@@ -183,7 +183,7 @@ func New(st store.Store, cfg Config) (http.Handler, error) {
 		validator(cfg.Catalog, cfg.AdminToken),
 		wellFormed, // what the validator lets through: trailing data, bad UTF-8
 	}
-	h := &handlers{st: st, now: cfg.Now, seal: seal, catalog: cfg.Catalog, idem: &idempotency{
+	h := &handlers{st: st, now: cfg.Now, seal: seal, catalog: cfg.Catalog, finalRetention: cfg.FinalRetention, idem: &idempotency{
 		st: st, seal: seal, lease: cfg.Lease, retention: cfg.Retention, limiter: cfg.RateLimit, log: log, outcomes: m.idempotency,
 	}}
 	if cfg.Faults {

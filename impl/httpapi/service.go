@@ -64,52 +64,72 @@ type nodePinger interface {
 }
 
 // storeNodes returns the store's nodePinger, nil if it has none (memory),
-// and registers the gauges of its nodes, read at each scrape.
+// and registers the store's gauges, read at each scrape: whether it answers
+// and, for Redis, its masters known and unreachable.
 func storeNodes(st store.Store, m *metrics) (nodePinger, error) {
-	if in, ok := st.(instrumented); ok { // New wraps the store to count its errors
-		st = in.Store
-	}
-	p, ok := st.(nodePinger)
-	if !ok {
-		return nil, nil
-	}
-	c := nodesCollector{
-		p: p,
+	c := storeCollector{
+		st: st,
+		up: prometheus.NewDesc("orderhub_store_up",
+			"1 when the store answers at this scrape (Redis: at least one master answers PING), else 0.", nil, nil),
 		nodes: prometheus.NewDesc("orderhub_store_nodes",
 			"Store (Redis) masters known, as of this scrape.", nil, nil),
 		unreachable: prometheus.NewDesc("orderhub_store_nodes_unreachable",
 			"Store (Redis) masters that did not answer PING at this scrape; /readyz stays 200 until every one is unreachable.", nil, nil),
 	}
+	if in, ok := st.(instrumented); ok { // New wraps the store to count its errors
+		st = in.Store
+	}
+	c.p, _ = st.(nodePinger)
 	if err := m.reg.Register(c); err != nil {
 		return nil, fmt.Errorf("httpapi: registering metrics: %w", err)
 	}
-	return p, nil
+	return c.p, nil
 }
 
-// nodesCollector pings the store's nodes when scraped, so the gauges are
-// as fresh as the scrape and cost nothing between scrapes.
-type nodesCollector struct {
-	p                  nodePinger
-	nodes, unreachable *prometheus.Desc
+// storeCollector pings the store when scraped, so the gauges are as fresh
+// as the scrape and cost nothing between scrapes.
+type storeCollector struct {
+	st                     store.Store
+	p                      nodePinger // nil: a store of one node
+	up, nodes, unreachable *prometheus.Desc
 }
 
-func (c nodesCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.nodes
-	ch <- c.unreachable
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	if c.p != nil {
+		ch <- c.nodes
+		ch <- c.unreachable
+	}
 }
 
-func (c nodesCollector) Collect(ch chan<- prometheus.Metric) {
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	nodes, unreachable, err := c.p.PingNodes(ctx)
-	if err != nil {
-		// The cluster's layout was never read: no masters to count. An
-		// invalid metric would fail the whole scrape; /readyz and
-		// orderhub_store_errors_total{call="ping"} tell this case.
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	if c.p == nil {
+		up := 1.0
+		if c.st.Ping(ctx) != nil { // counted in orderhub_store_errors_total{call="ping"}
+			up = 0
+		}
+		gauge(c.up, up)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.nodes, prometheus.GaugeValue, float64(nodes))
-	ch <- prometheus.MustNewConstMetric(c.unreachable, prometheus.GaugeValue, float64(len(unreachable)))
+	nodes, unreachable, err := c.p.PingNodes(ctx)
+	if err != nil {
+		// The cluster's layout was never read: no masters to count.
+		gauge(c.up, 0)
+		return
+	}
+	gauge(c.up, boolGauge(len(unreachable) < nodes))
+	gauge(c.nodes, float64(nodes))
+	gauge(c.unreachable, float64(len(unreachable)))
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // yamlToJSON converts the contract document as it is: no loader rewrites

@@ -60,8 +60,17 @@ func authenticate(token string) openapi3filter.AuthenticationFunc {
 		if in.SecuritySchemeName != "adminToken" {
 			return nil // a partner scheme: verified already
 		}
-		got, ok := strings.CutPrefix(in.RequestValidationInput.Request.Header.Get(echo.HeaderAuthorization), "Bearer ")
-		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		req := in.RequestValidationInput.Request
+		got, ok := strings.CutPrefix(req.Header.Get(echo.HeaderAuthorization), "Bearer ")
+		switch {
+		case token == "":
+			factsFrom(req.Context()).reason = "operator_api_off"
+			return errAccessDenied
+		case !ok:
+			factsFrom(req.Context()).reason = "no_bearer_token"
+			return errAccessDenied
+		case subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1:
+			factsFrom(req.Context()).reason = "wrong_bearer_token"
 			return errAccessDenied
 		}
 		return nil

@@ -8,9 +8,12 @@ import (
 	"context"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderhub/orderhub/impl/clients"
 	"github.com/orderhub/orderhub/impl/httpapi"
@@ -43,6 +46,7 @@ type Config struct {
 	TimeWindow     time.Duration // how far Request-Time may be from the clock
 	Lease          time.Duration // how long a request holds its requestId
 	Retention      time.Duration // how long final answers are kept (0: forever)
+	FinalRetention time.Duration // how long final orders and audits are kept after their last write (0: forever)
 	RequestTimeout time.Duration // bounds each request's work
 	BodyLimit      int64         // the largest request body read, in bytes
 
@@ -65,8 +69,9 @@ type Service struct {
 	// Store and Limits say, in a line each, what is in use.
 	Store, Limits string
 
-	ping  func(context.Context) error
-	close func() error
+	reloads *prometheus.CounterVec
+	ping    func(context.Context) error
+	close   func() error
 }
 
 // Open assembles an orderhub. A configuration it cannot work with is an
@@ -84,11 +89,21 @@ func Open(cfg Config) (*Service, error) {
 	if timeout <= 0 {
 		timeout = httpapi.DefaultRequestTimeout
 	}
-	st, rdb, storeName, err := openStore(cfg.RedisURL, timeout)
+	log := slog.New(slog.DiscardHandler)
+	if cfg.Logger != nil {
+		log = cfg.Logger
+	}
+	log = slog.New(httpapi.RequestLogHandler(log.Handler())) // store lines join their request's
+	st, rdb, storeName, err := openStore(cfg.RedisURL, timeout, log)
 	if err != nil {
 		return nil, &httpapi.ConfigError{Field: "RedisURL", Reason: err.Error()}
 	}
 	limiter, limits := openLimiter(cfg.Limits, rdb)
+	reg := prometheus.NewRegistry()
+	reloads, err := clientMetrics(reg, callers)
+	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
 	h, err := httpapi.New(st, httpapi.Config{
 		Catalog:           cat,
 		Clients:           callers,
@@ -99,9 +114,11 @@ func Open(cfg Config) (*Service, error) {
 		AdminToken:        cfg.AdminToken,
 		Lease:             cfg.Lease,
 		Retention:         cfg.Retention,
+		FinalRetention:    cfg.FinalRetention,
 		RequestTimeout:    cfg.RequestTimeout,
 		BodyLimit:         cfg.BodyLimit,
-		Logger:            cfg.Logger,
+		Logger:            log,
+		Metrics:           reg,
 		Docs:              cfg.Docs,
 		RateLimit:         limiter,
 		Faults:            cfg.Faults,
@@ -109,7 +126,40 @@ func Open(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
-	return &Service{Handler: h, Clients: callers, Store: storeName, Limits: limits, ping: st.Ping, close: st.Close}, nil
+	return &Service{Handler: h, Clients: callers, Store: storeName, Limits: limits, reloads: reloads, ping: st.Ping, close: st.Close}, nil
+}
+
+// clientMetrics registers the clients file's series: how many clients are
+// registered, and reloads by result, both results at zero from the start.
+func clientMetrics(reg *prometheus.Registry, callers *clients.Source) (*prometheus.CounterVec, error) {
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orderhub_clients_reloads_total",
+		Help: "Reloads of the clients file (ORDERHUB_CLIENTS, on SIGHUP), by result: success, or failure (the clients in force stay).",
+	}, []string{"result"})
+	reloads.WithLabelValues("success")
+	reloads.WithLabelValues("failure")
+	registered := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orderhub_clients",
+		Help: "Partner clients registered in the clients file in force, enabled or not.",
+	}, func() float64 { return float64(callers.Current().Len()) })
+	for _, c := range []prometheus.Collector{reloads, registered} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	return reloads, nil
+}
+
+// ReloadClients reads the clients file again; on failure the clients in
+// force stay. Either way it is counted in orderhub_clients_reloads_total.
+func (s *Service) ReloadClients() error {
+	err := s.Clients.Reload()
+	result := "success"
+	if err != nil {
+		result = "failure"
+	}
+	s.reloads.WithLabelValues(result).Inc()
+	return err
 }
 
 // Ping reports whether the store answers (always nil for memory).

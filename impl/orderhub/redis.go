@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -18,7 +19,7 @@ import (
 // or the in-memory store when url is empty. It also returns the Redis
 // client, for the rate limiter (nil: no Redis), and a line naming the store
 // (without a password).
-func openStore(url string, requestTimeout time.Duration) (store.Store, redis.UniversalClient, string, error) {
+func openStore(url string, requestTimeout time.Duration, log *slog.Logger) (store.Store, redis.UniversalClient, string, error) {
 	if url == "" {
 		return store.NewMemory(nil), nil, "memory", nil
 	}
@@ -26,6 +27,7 @@ func openStore(url string, requestTimeout time.Duration) (store.Store, redis.Uni
 	if err != nil {
 		return nil, nil, "", err
 	}
+	rdb.AddHook(roundTrips{log})
 	return store.NewRedis(rdb), rdb, name, nil
 }
 
