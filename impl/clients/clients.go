@@ -24,12 +24,13 @@
 package clients
 
 import (
-	"bytes"
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -120,15 +121,23 @@ func (f File) Marshal() ([]byte, error) {
 	return yaml.Marshal(f)
 }
 
-// Load reads and parses the registry file at path.
+// Load reads and parses the registry file at path. Its errors are *Error,
+// naming the file.
 func Load(path string, knownOps []string) (*Registry, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("clients: %w", err) // the *PathError names the file
+		// The *PathError would repeat the path and the verb; the reason is
+		// what is left to say.
+		msg := err.Error()
+		if pe, ok := errors.AsType[*fs.PathError](err); ok {
+			msg = pe.Err.Error()
+		}
+		return nil, &Error{File: path, Msg: msg, err: err}
 	}
-	r, err := parse(data, knownOps)
-	if err != nil {
-		return nil, fmt.Errorf("clients: %s: %w", path, err)
+	r, perr := parse(data, knownOps)
+	if perr != nil {
+		perr.File = path
+		return nil, perr
 	}
 	return r, nil
 }
@@ -136,35 +145,32 @@ func Load(path string, knownOps []string) (*Registry, error) {
 // Parse reads a registry file's content (YAML or JSON) and validates all of
 // it: a registry is either entirely right or refused, never half-loaded.
 // knownOps are the operationIds that exist; naming any other is an error, so
-// a misspelt operation cannot silently lock a partner out. Errors name the
-// client and the field but never print key material.
+// a misspelt operation cannot silently lock a partner out. Errors are
+// *Error: they say where the problem is (line and column) and name the
+// client and the field as the file spells them, but never print key
+// material.
 func Parse(data []byte, knownOps []string) (*Registry, error) {
 	r, err := parse(data, knownOps)
 	if err != nil {
-		return nil, fmt.Errorf("clients: %w", err)
+		return nil, err
 	}
 	return r, nil
 }
 
-func parse(data []byte, knownOps []string) (*Registry, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var f File
-	if err := dec.Decode(&f); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("the file is empty")
-		}
+func parse(data []byte, knownOps []string) (*Registry, *Error) {
+	doc, err := decode(data)
+	if err != nil {
 		return nil, err
 	}
-	// A second document would be ignored by a single Decode: refuse it
-	// rather than serve half of what the operator wrote.
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("the file holds more than one YAML document")
+	var f File
+	if err := doc.Decode(&f); err != nil {
+		// check has refused everything Decode would; this is a safety net
+		// with yaml's own words.
+		return nil, &Error{Msg: err.Error()}
 	}
 	if len(f.Clients) == 0 {
 		// A registry admitting nobody is almost certainly the wrong file.
-		return nil, errors.New("no clients listed")
+		return nil, errorAt(findNearest(doc, "clients"), "no clients listed")
 	}
 
 	known := make(map[string]bool, len(knownOps))
@@ -173,12 +179,14 @@ func parse(data []byte, knownOps []string) (*Registry, error) {
 	}
 	r := &Registry{clients: make(map[string]*Client, len(f.Clients))}
 	for i, e := range f.Clients {
-		c, err := newClient(e, known)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where(i, e.ClientID), err)
+		c, ferr := newClient(e, known)
+		if ferr == nil {
+			if _, dup := r.clients[c.ID]; dup {
+				ferr = &fieldError{path: []any{"clientId"}, msg: "already registered by an earlier entry"}
+			}
 		}
-		if _, dup := r.clients[c.ID]; dup {
-			return nil, fmt.Errorf("%s: clientId: already registered by an earlier entry", where(i, e.ClientID))
+		if ferr != nil {
+			return nil, errorAt(findNearest(doc, append([]any{"clients", i}, ferr.path...)...), where(i, e.ClientID)+": "+ferr.Error())
 		}
 		r.clients[c.ID] = c
 	}
@@ -194,9 +202,30 @@ func where(i int, id string) string {
 	return fmt.Sprintf("clients[%d] %q", i, id)
 }
 
-func newClient(e Entry, known map[string]bool) (*Client, error) {
+// fieldError is a client entry's field that is wrong: path leads to it from
+// the entry ("keys", 1, "version"), note follows the path in the message.
+type fieldError struct {
+	path []any
+	note string
+	msg  string
+}
+
+func (e *fieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(pathString(e.path))
+	if e.note != "" {
+		b.WriteString(" " + e.note)
+	}
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
+	b.WriteString(e.msg)
+	return b.String()
+}
+
+func newClient(e Entry, known map[string]bool) (*Client, *fieldError) {
 	if err := checkClientID(e.ClientID); err != nil {
-		return nil, fmt.Errorf("clientId: %w", err)
+		return nil, &fieldError{path: []any{"clientId"}, msg: err.Error()}
 	}
 	c := &Client{
 		ID:       e.ClientID,
@@ -208,40 +237,42 @@ func newClient(e Entry, known map[string]bool) (*Client, error) {
 	if len(e.Operations) == 0 {
 		// Required rather than defaulting to nothing or everything: either
 		// default would surprise someone.
-		return nil, errors.New(`operations: required (list operationIds, or ["*"] for all)`)
+		return nil, &fieldError{path: []any{"operations"}, msg: `required (list operationIds, or ["*"] for all)`}
 	}
 	for j, op := range e.Operations {
 		switch {
 		case op == AllOperations:
 			if len(e.Operations) > 1 {
-				return nil, fmt.Errorf("operations[%d]: %q must stand alone", j, AllOperations)
+				return nil, &fieldError{path: []any{"operations", j}, msg: fmt.Sprintf("%q must stand alone", AllOperations)}
 			}
 			c.all = true
 		case !known[op]:
-			return nil, fmt.Errorf("operations[%d]: unknown operation %q", j, op)
+			ids := slices.Sorted(maps.Keys(known))
+			return nil, &fieldError{path: []any{"operations", j}, msg: fmt.Sprintf("unknown operation %q%s; the operations are %s, or %q alone for all",
+				op, didYouMean(op, ids), strings.Join(ids, ", "), AllOperations)}
 		default:
 			c.ops[op] = true
 		}
 	}
 
 	if len(e.Keys) == 0 {
-		return nil, errors.New("keys: at least one key is required")
+		return nil, &fieldError{path: []any{"keys"}, msg: "at least one key is required"}
 	}
 	seen := make(map[int]bool, len(e.Keys))
 	for j, k := range e.Keys {
 		if k.Version < 1 {
 			// 0 is taken: it means "no keyVersion in the header, use the latest".
-			return nil, fmt.Errorf("keys[%d].version: must be 1 or more", j)
+			return nil, &fieldError{path: []any{"keys", j, "version"}, msg: "must be 1 or more"}
 		}
 		if seen[k.Version] {
-			return nil, fmt.Errorf("keys[%d].version: version %d is listed twice", j, k.Version)
+			return nil, &fieldError{path: []any{"keys", j, "version"}, msg: fmt.Sprintf("version %d is listed twice", k.Version)}
 		}
 		seen[k.Version] = true
 		// Retired keys are parsed too: a broken entry is an error now, not a
 		// surprise on the day someone un-retires it.
 		pub, err := parseKey(k.PublicKey)
 		if err != nil {
-			return nil, fmt.Errorf("keys[%d].publicKey (version %d): %w", j, k.Version, err)
+			return nil, &fieldError{path: []any{"keys", j, "publicKey"}, note: fmt.Sprintf("(version %d)", k.Version), msg: err.Error()}
 		}
 		if k.Retired {
 			continue
@@ -250,7 +281,7 @@ func newClient(e Entry, known map[string]bool) (*Client, error) {
 		c.latest = max(c.latest, k.Version)
 	}
 	if len(c.keys) == 0 {
-		return nil, errors.New("keys: no active key (every key is retired)")
+		return nil, &fieldError{path: []any{"keys"}, msg: "no active key (every key is retired)"}
 	}
 	return c, nil
 }
@@ -279,19 +310,15 @@ func parseKey(text string) (*rsa.PublicKey, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, errors.New("required")
 	}
-	// The likeliest paste error is the wrong half of the pair; say so, and
-	// never echo it: a private key in a log is a leaked key.
-	if strings.Contains(text, "PRIVATE KEY") {
-		return nil, errors.New("this is a private key; register the public key")
-	}
 	pub, err := signature.ParsePublicKey([]byte(text))
-	if err != nil {
-		// Platforms hand out both halves as bare base64, so the armour
-		// check above cannot catch this one; ASN.1 errors would not help.
-		if _, perr := signature.ParsePrivateKey([]byte(text)); perr == nil {
-			return nil, errors.New("this is a private key; register the public key")
-		}
-		return nil, err
+	if err == nil {
+		return pub, nil
 	}
-	return pub, nil
+	// The likeliest paste error is the wrong half of the pair; say so, and
+	// never echo it: a private key in a log is a leaked key. Platforms hand
+	// out both halves as bare base64, so the armour alone cannot tell.
+	if _, perr := signature.ParsePrivateKey([]byte(text)); perr == nil || strings.Contains(text, "PRIVATE KEY") {
+		return nil, errors.New("holds a private key; publicKey needs the client's public key (PEM or base64 X.509 DER)")
+	}
+	return nil, err
 }

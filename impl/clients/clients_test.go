@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -292,10 +294,10 @@ func TestParseErrors(t *testing.T) {
 			[]string{`"isv-1"`, "keys[0].publicKey", "private key"}},
 		{"wrong type",
 			"clients:\n" + entry("isv-1", "[inquireOrderDetail]", "[{version: "+good+", publicKey: "+good+"}]"),
-			[]string{"cannot unmarshal"}},
+			[]string{`clients[0] "isv-1"`, "keys[0].version", "expected a whole number, found text"}},
 		{"two documents",
 			"clients:\n" + ok + "---\nclients:\n" + ok,
-			[]string{"more than one"}},
+			[]string{"line 3, column 1", "second YAML document"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := clients.Parse([]byte(tc.text), ops)
@@ -310,6 +312,135 @@ func TestParseErrors(t *testing.T) {
 			}
 			noKeyMaterial(t, msg, secrets...)
 		})
+	}
+}
+
+// TestParseErrorMessages pins what an operator reads for each kind of
+// mistake: the place (line and column), the field as the file spells it,
+// and what would be right, never a Go type.
+func TestParseErrorMessages(t *testing.T) {
+	tk := keys(t)
+	private, err := signature.MarshalPrivateKey(tk.k2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, text, want string
+	}{
+		{"unknown field in a client", `clients:
+  - clientID: isv-1
+    operations: [inquireOrderDetail]
+    keys: [{version: 1, publicKey: x}]
+`, `line 2, column 5: clients[0]: unknown field "clientID" (did you mean "clientId"?); a client's fields are clientId, disabled, operations, keys`},
+		{"unknown field in a key", `clients:
+  - clientId: isv-1
+    operations: [inquireOrderDetail]
+    keys:
+      - version: 1
+        publicKey: x
+        retird: true
+`, `line 7, column 9: clients[0] "isv-1": keys[0]: unknown field "retird" (did you mean "retired"?); a key's fields are version, publicKey, retired`},
+		{"unknown top-level field", "client:\n  - clientId: isv-1\n",
+			`line 1, column 1: unknown field "client" (did you mean "clients"?); the file's only field is clients`},
+		{"unknown field, nothing near it", "clients:\n  - clientId: isv-1\n    owner: ops\n",
+			`line 3, column 5: clients[0] "isv-1": unknown field "owner"; a client's fields are clientId, disabled, operations, keys`},
+		{"unknown field in JSON", `{"clients": [
+  {"clientId": "isv-1", "operation": ["*"], "keys": []}
+]}`, `line 2, column 25: clients[0] "isv-1": unknown field "operation" (did you mean "operations"?); a client's fields are clientId, disabled, operations, keys`},
+		{"a field twice", "clients:\n  - clientId: isv-1\n    clientId: isv-2\n",
+			`line 3, column 5: clients[0] "isv-2": clientId is given twice (first on line 2)`},
+		{"broken YAML: indentation", `clients:
+  - clientId: isv-1
+   operations: [inquireOrderDetail]
+`, `line 3, column 4: not valid YAML: did not find expected '-' indicator`},
+		{"broken YAML: a tab", "clients:\n  - clientId: isv-1\n\toperations: [inquireOrderDetail]\n",
+			`line 3, column 1: not valid YAML: found a tab character that violates indentation`},
+		{"broken YAML: unclosed quote", "clients:\n  - clientId: \"isv-1\n    operations: [inquireOrderDetail]\n",
+			`line 2, column 15: not valid YAML: found unexpected end of stream`},
+		{"broken JSON: a missing comma", `{
+  "clients": [
+    {"clientId": "isv-1" "operations": ["*"]}
+  ]
+}`, `line 3, column 26: not valid JSON: invalid character '"' after object key:value pair`},
+		{"broken JSON: cut short", "{\"clients\": [\n  {\"clientId\": \"isv-1\"",
+			`line 2, column 22: not valid JSON: unexpected end of JSON input`},
+		{"misspelt operation", `clients:
+  - clientId: isv-1
+    operations: [inquireOrderDetail, notifyOrderCompletoin]
+    keys: [{version: 1, publicKey: x}]
+`, `line 3, column 38: clients[0] "isv-1": operations[1]: unknown operation "notifyOrderCompletoin" (did you mean "notifyOrderCompletion"?); the operations are inquireOrderDetail, notifyDeliveryAuditResult, notifyOrderCompletion, or "*" alone for all`},
+		{"operations not a list", "clients:\n  - clientId: isv-1\n    operations: inquireOrderDetail\n",
+			`line 3, column 17: clients[0] "isv-1": operations: expected a list, found text`},
+		{"version not a number", `clients:
+  - clientId: isv-1
+    operations: ["*"]
+    keys:
+      - version: one
+        publicKey: x
+`, `line 5, column 18: clients[0] "isv-1": keys[0].version: expected a whole number, found text`},
+		{"disabled not a flag", "clients:\n  - clientId: isv-1\n    disabled: 2\n",
+			`line 3, column 15: clients[0] "isv-1": disabled: expected true or false, found 2`},
+		{"a client not a mapping", "clients:\n  - isv-1\n",
+			`line 2, column 5: clients[0]: expected a client's fields (clientId, disabled, operations, keys), found text`},
+		{"private key pasted", `clients:
+  - clientId: isv-1
+    operations: ["*"]
+    keys:
+      - version: 1
+        publicKey: ` + private + `
+`, `line 6, column 20: clients[0] "isv-1": keys[0].publicKey (version 1): holds a private key; publicKey needs the client's public key (PEM or base64 X.509 DER)`},
+		{"not a key", `clients:
+  - clientId: isv-1
+    operations: ["*"]
+    keys:
+      - version: 1
+        publicKey: not-a-key!
+`, `line 6, column 20: clients[0] "isv-1": keys[0].publicKey (version 1): not a key: neither PEM nor base64 DER`},
+		{"missing key", `clients:
+  - clientId: isv-1
+    operations: ["*"]
+    keys:
+      - version: 1
+`, `line 5, column 9: clients[0] "isv-1": keys[0].publicKey (version 1): required`},
+		{"no clients", "clients: []\n", `line 1, column 10: no clients listed`},
+		{"two documents", "clients: []\n---\nclients: []\n",
+			`line 2, column 1: a second YAML document begins here; the file must hold one (a stray "---"?)`},
+		{"empty", "# nothing yet\n", `the file is empty`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := clients.Parse([]byte(tc.text), ops)
+			if err == nil {
+				t.Fatal("Parse: no error")
+			}
+			if err.Error() != tc.want {
+				t.Errorf("error\n got %s\nwant %s", err, tc.want)
+			}
+			noKeyMaterial(t, err.Error(), private)
+		})
+	}
+}
+
+// TestLoadErrorsNameTheFile: the file's path comes first, once.
+func TestLoadErrorsNameTheFile(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.yaml")
+	_, err := clients.Load(missing, ops)
+	if want := missing + ": no such file or directory"; err == nil || err.Error() != want {
+		t.Errorf("missing file: %v, want %s", err, want)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v is not fs.ErrNotExist", err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, "clients:\n  - clientID: isv-1\n")
+	_, err = clients.Load(bad, ops)
+	want := bad + `: line 2, column 5: clients[0]: unknown field "clientID" (did you mean "clientId"?); a client's fields are clientId, disabled, operations, keys`
+	if err == nil || err.Error() != want {
+		t.Errorf("bad file:\n got %v\nwant %s", err, want)
+	}
+	var fe *clients.Error
+	if !errors.As(err, &fe) || fe.File != bad || fe.Line != 2 || fe.Column != 5 {
+		t.Errorf("bad file: %#v, want a *clients.Error at %s line 2, column 5", err, bad)
 	}
 }
 

@@ -2,13 +2,17 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +32,53 @@ type drainRig struct {
 	draining chan struct{} // closed when shutdown has begun (listener closed)
 	started  chan struct{} // one value per /block request in the handler
 	release  chan struct{} // closed to let /block requests answer
-	ended    chan string   // how each /block request ended: "released" or "cancelled"
+	// releaseOne lets one /block request answer per value sent.
+	releaseOne chan struct{}
+	ended      chan string   // how each /block request ended: "released" or "cancelled"
+	logs       *lockedBuffer // what serve logged
+}
+
+// lockedBuffer is a bytes.Buffer safe to write from serve and read from
+// the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// line returns the JSON log line whose msg is msg, decoded; it fails the
+// test when there is none.
+func (b *lockedBuffer) line(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	text := b.buf.String()
+	b.mu.Unlock()
+	for l := range strings.Lines(text) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("a log line is not JSON: %q", l)
+		}
+		if m["msg"] == msg {
+			return m
+		}
+	}
+	t.Fatalf("no %q line in the log:\n%s", msg, text)
+	return nil
+}
+
+// wantCounts checks the counts of a shutdown line.
+func wantCounts(t *testing.T, line map[string]any, want map[string]float64) {
+	t.Helper()
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("%s line: %s = %v, want %v (%v)", line["msg"], k, line[k], v, line)
+		}
+	}
 }
 
 // answer is the full body of a released /block request: large enough to
@@ -38,11 +88,13 @@ var answer = strings.Repeat("orderhub drains in-flight requests. ", 4096)
 func startDrainRig(t *testing.T, grace time.Duration) *drainRig {
 	t.Helper()
 	r := &drainRig{
-		served:   make(chan error, 1),
-		draining: make(chan struct{}),
-		started:  make(chan struct{}, 10),
-		release:  make(chan struct{}),
-		ended:    make(chan string, 10),
+		served:     make(chan error, 1),
+		draining:   make(chan struct{}),
+		started:    make(chan struct{}, 10),
+		release:    make(chan struct{}),
+		releaseOne: make(chan struct{}),
+		ended:      make(chan string, 10),
+		logs:       &lockedBuffer{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/quick", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "quick") })
@@ -50,6 +102,7 @@ func startDrainRig(t *testing.T, grace time.Duration) *drainRig {
 		r.started <- struct{}{}
 		select {
 		case <-r.release:
+		case <-r.releaseOne:
 		case <-req.Context().Done():
 			r.ended <- "cancelled"
 			return
@@ -72,7 +125,8 @@ func startDrainRig(t *testing.T, grace time.Duration) *drainRig {
 	srv.RegisterOnShutdown(func() { close(r.draining) })
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	go func() { r.served <- serve(ctx, srv, ln, grace, slog.New(slog.DiscardHandler)) }()
+	log := slog.New(slog.NewJSONHandler(r.logs, nil))
+	go func() { r.served <- serve(ctx, srv, ln, grace, log) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -188,6 +242,18 @@ func TestDrainFinishesInFlightRequests(t *testing.T) {
 	if err := wait(t, r.served, "serve to return"); err != nil {
 		t.Errorf("serve after a complete drain: %v", err)
 	}
+
+	// The log says what the drain found and did: the idle connection's
+	// request had finished before, so one request was in flight.
+	wantCounts(t, r.logs.line(t, "shutting down"), map[string]float64{"inFlight": 1})
+	stopped := r.logs.line(t, "stopped")
+	wantCounts(t, stopped, map[string]float64{"inFlight": 1, "drained": 1, "cutOff": 0})
+	if stopped["level"] != "INFO" {
+		t.Errorf("stopped line at %v, want INFO: nothing was cut off", stopped["level"])
+	}
+	if took, err := time.ParseDuration(fmt.Sprint(stopped["took"])); err != nil || took < 0 {
+		t.Errorf("stopped line: took %v: %v", stopped["took"], err)
+	}
 }
 
 // TestDrainGraceExpires: a request still running when the grace period
@@ -214,4 +280,50 @@ func TestDrainGraceExpires(t *testing.T) {
 	if how := wait(t, r.ended, "the handler to see its request cancelled"); how != "cancelled" {
 		t.Errorf("handler %s, want cancelled", how)
 	}
+	if !strings.Contains(err.Error(), "1 of 1 requests") {
+		t.Errorf("serve: %v; want it to count the request cut off", err)
+	}
+
+	// serve logged the cut-off before it returned.
+	wantCounts(t, r.logs.line(t, "shutting down"), map[string]float64{"inFlight": 1})
+	stopped := r.logs.line(t, "stopped")
+	wantCounts(t, stopped, map[string]float64{"inFlight": 1, "drained": 0, "cutOff": 1})
+	if stopped["level"] != "WARN" {
+		t.Errorf("stopped line at %v, want WARN: a request was cut off", stopped["level"])
+	}
+	if took, err := time.ParseDuration(fmt.Sprint(stopped["took"])); err != nil || took < grace {
+		t.Errorf("stopped line: took %v (%v), want at least the %s grace", stopped["took"], err, grace)
+	}
+}
+
+// TestDrainCountsMixed: of two requests in flight, the one that finishes
+// within the grace period is drained, the other cut off.
+func TestDrainCountsMixed(t *testing.T) {
+	// Ample time for the released request to write its answer: were it
+	// still writing when the grace ends, it would count as cut off.
+	const grace = time.Second
+	r := startDrainRig(t, grace)
+	a := r.get("/block")
+	wait(t, r.started, "the first request to reach the handler")
+	b := r.get("/block")
+	wait(t, r.started, "the second request to reach the handler")
+	r.cancel()
+	wait(t, r.draining, "shutdown to begin")
+	// One answer is let through: a single value, not the close that
+	// releases every request.
+	r.releaseOne <- struct{}{}
+	if err := wait(t, r.served, "serve to give up after the grace period"); err == nil {
+		t.Error("serve: no error with a request cut off")
+	}
+	results := []result{wait(t, a, "the first request"), wait(t, b, "the second request")}
+	var answered int
+	for _, res := range results {
+		if res.err == nil && res.body == answer {
+			answered++
+		}
+	}
+	if answered != 1 {
+		t.Errorf("%d requests answered in full, want 1", answered)
+	}
+	wantCounts(t, r.logs.line(t, "stopped"), map[string]float64{"inFlight": 2, "drained": 1, "cutOff": 1})
 }

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -36,7 +39,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != ":8080" || c.RedisURL != "" || c.Retention != 72*time.Hour || c.Lease != 30*time.Second || c.MaxBodyBytes != 64<<10 ||
+	if c.Addr != ":8080" || c.RedisURL != "" || c.Retention != 72*time.Hour || c.FinalRetention != 720*time.Hour || c.Lease != 30*time.Second || c.MaxBodyBytes != 64<<10 ||
 		!c.Dev || c.TimeWindow != 5*time.Minute || c.SigningKeyVersion != 1 {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -44,8 +47,43 @@ func TestLoadConfigDefaults(t *testing.T) {
 
 func TestLoadConfigRetentionForever(t *testing.T) {
 	c, err := loadConfig(env(map[string]string{"ORDERHUB_IDEMPOTENCY_RETENTION": "never", "ORDERHUB_DEV": "1"}))
-	if err != nil || c.Retention != 0 {
-		t.Errorf("never: retention %v, err %v", c.Retention, err)
+	if err != nil || c.Retention != 0 || c.FinalRetention != 0 {
+		t.Errorf("never: retention %v, final retention %v (want both 0: forever), err %v", c.Retention, c.FinalRetention, err)
+	}
+}
+
+// TestLoadConfigFinalRetention: final orders and audits are kept at least
+// as long as the answers that speak of them.
+func TestLoadConfigFinalRetention(t *testing.T) {
+	for _, tc := range []struct {
+		idem, final string
+		want        time.Duration
+	}{
+		{"", "", 720 * time.Hour},
+		{"", "1000h", 1000 * time.Hour},
+		{"", "72h", 72 * time.Hour}, // equal to the idempotency retention's default
+		{"", "never", 0},
+		{"48h", "48h", 48 * time.Hour},
+		{"1000h", "", 1000 * time.Hour}, // the default follows a longer idempotency retention
+		{"never", "", 0},
+		{"never", "NEVER", 0},
+	} {
+		c, err := loadConfig(env(map[string]string{"ORDERHUB_DEV": "1", "ORDERHUB_IDEMPOTENCY_RETENTION": tc.idem, "ORDERHUB_FINAL_RETENTION": tc.final}))
+		if err != nil || c.FinalRetention != tc.want {
+			t.Errorf("idempotency %q, final %q: final retention %v, %v; want %v", tc.idem, tc.final, c.FinalRetention, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ idem, final, want string }{
+		{"", "48h", `configuration: ORDERHUB_FINAL_RETENTION="48h" is shorter than ORDERHUB_IDEMPOTENCY_RETENTION (72h, the default): a stored answer must never outlive the order or audit it speaks of`},
+		{"100h", "99h", `configuration: ORDERHUB_FINAL_RETENTION="99h" is shorter than ORDERHUB_IDEMPOTENCY_RETENTION (100h): a stored answer must never outlive the order or audit it speaks of`},
+		{"never", "720h", `configuration: ORDERHUB_FINAL_RETENTION="720h" ends while ORDERHUB_IDEMPOTENCY_RETENTION="never" keeps answers forever: a stored answer must never outlive the order or audit it speaks of (set ORDERHUB_FINAL_RETENTION=never, or unset it)`},
+		{"", "30 days", `configuration: ORDERHUB_FINAL_RETENTION="30 days" is neither never nor a positive duration such as 720h`},
+		{"", "-1h", `configuration: ORDERHUB_FINAL_RETENTION="-1h" is neither never nor a positive duration such as 720h`},
+	} {
+		_, err := loadConfig(env(map[string]string{"ORDERHUB_DEV": "1", "ORDERHUB_IDEMPOTENCY_RETENTION": tc.idem, "ORDERHUB_FINAL_RETENTION": tc.final}))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("idempotency %q, final %q:\n got %v\nwant %s", tc.idem, tc.final, err, tc.want)
+		}
 	}
 }
 
@@ -57,6 +95,8 @@ func TestLoadConfigRefusesBadValues(t *testing.T) {
 		names string // the variable the message must name
 	}{
 		{"retention below 25h", dev(map[string]string{"ORDERHUB_IDEMPOTENCY_RETENTION": "24h"}), "ORDERHUB_IDEMPOTENCY_RETENTION"},
+		{"final retention below the idempotency retention", dev(map[string]string{"ORDERHUB_FINAL_RETENTION": "25h"}), "ORDERHUB_IDEMPOTENCY_RETENTION"},
+		{"final retention not a time", dev(map[string]string{"ORDERHUB_FINAL_RETENTION": "a month"}), "ORDERHUB_FINAL_RETENTION"},
 		{"retention not a time", dev(map[string]string{"ORDERHUB_IDEMPOTENCY_RETENTION": "three days"}), "ORDERHUB_IDEMPOTENCY_RETENTION"},
 		{"negative timeout", dev(map[string]string{"ORDERHUB_REQUEST_TIMEOUT": "-1s"}), "ORDERHUB_REQUEST_TIMEOUT"},
 		{"shutdown shorter than a request", dev(map[string]string{"ORDERHUB_SHUTDOWN_TIMEOUT": "2s"}), "ORDERHUB_SHUTDOWN_TIMEOUT"},
@@ -115,9 +155,191 @@ func TestRunRefusesBadConfig(t *testing.T) {
 			}
 		})
 	}
-	var ce *configError
-	if err := run(context.Background(), []string{"serve"}, env(nil), io.Discard, nil); !errors.As(err, &ce) {
-		t.Errorf("arguments: want a configuration error, got %v", err)
+}
+
+// TestRunRefusesBadFiles pins what an operator reads when a file named by
+// a variable is wrong: the variable and its value once, then where in the
+// file and what, in the file's terms.
+func TestRunRefusesBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	clientsFile, keyFile, err := devSetup(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publicKey := filepath.Join(dir, "orderhub-public.key")
+	clientKey := filepath.Join(dir, devClientID+"-private.pem")
+	write := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	bad1 := write("bad1.yaml", "clients:\n  - clientID: isv-1\n    operations: [inquireOrderDetail]\n")
+	bad2 := write("bad2.yaml", "clients:\n  - clientId: isv-1\n    operations: [inquireOrderDetial]\n")
+	bad3 := write("bad3.json", "{\"clients\": [\n  {\"clientId\": \"isv-1\" \"operations\": [\"*\"]}\n]}\n")
+	bad4 := write("bad4.yaml", "clients:\n  - clientId: isv-1\n   operations: [inquireOrderDetail]\n")
+	garbage := write("garbage.pem", "not a key\n")
+	missing := filepath.Join(dir, "missing")
+
+	for _, tc := range []struct {
+		name string
+		kv   map[string]string
+		want string
+	}{
+		{"unknown field in the clients file", map[string]string{"ORDERHUB_CLIENTS": bad1},
+			"configuration: ORDERHUB_CLIENTS=" + bad1 + `: line 2, column 5: clients[0]: unknown field "clientID" (did you mean "clientId"?); a client's fields are clientId, disabled, operations, keys`},
+		{"misspelt operation", map[string]string{"ORDERHUB_CLIENTS": bad2},
+			"configuration: ORDERHUB_CLIENTS=" + bad2 + `: line 3, column 18: clients[0] "isv-1": operations[0]: unknown operation "inquireOrderDetial" (did you mean "inquireOrderDetail"?); the operations are inquireOrderDetail, notifyDeliveryAuditResult, notifyOrderCompletion, or "*" alone for all`},
+		{"broken JSON", map[string]string{"ORDERHUB_CLIENTS": bad3},
+			"configuration: ORDERHUB_CLIENTS=" + bad3 + `: line 2, column 24: not valid JSON: invalid character '"' after object key:value pair`},
+		{"broken YAML", map[string]string{"ORDERHUB_CLIENTS": bad4},
+			"configuration: ORDERHUB_CLIENTS=" + bad4 + `: line 3, column 4: not valid YAML: did not find expected '-' indicator`},
+		{"missing clients file", map[string]string{"ORDERHUB_CLIENTS": missing},
+			"configuration: ORDERHUB_CLIENTS=" + missing + ": no such file or directory"},
+		{"a public key as the signing key", map[string]string{"ORDERHUB_SIGNING_KEY": publicKey},
+			"configuration: ORDERHUB_SIGNING_KEY=" + publicKey + " holds a public key; ORDERHUB_SIGNING_KEY needs orderhub's private key (PKCS#8 PEM or base64 DER)"},
+		{"no key at all as the signing key", map[string]string{"ORDERHUB_SIGNING_KEY": garbage},
+			"configuration: ORDERHUB_SIGNING_KEY=" + garbage + ": not a key: neither PEM nor base64 DER"},
+		{"missing signing key", map[string]string{"ORDERHUB_SIGNING_KEY": missing},
+			"configuration: ORDERHUB_SIGNING_KEY=" + missing + ": no such file or directory"},
+		{"a private key as an earlier key", map[string]string{"ORDERHUB_SIGNING_KEY_VERSION": "2", "ORDERHUB_SIGNING_KEY_EARLIER": "1=" + clientKey},
+			"configuration: ORDERHUB_SIGNING_KEY_EARLIER: 1=" + clientKey + " holds a private key; ORDERHUB_SIGNING_KEY_EARLIER needs the public half of orderhub's earlier key (PEM or base64 X.509 DER)"},
+		{"missing earlier key", map[string]string{"ORDERHUB_SIGNING_KEY_VERSION": "2", "ORDERHUB_SIGNING_KEY_EARLIER": "1=" + missing},
+			"configuration: ORDERHUB_SIGNING_KEY_EARLIER: 1=" + missing + ": no such file or directory"},
+		{"missing docs file", map[string]string{"ORDERHUB_DOCS_FILE": missing},
+			"configuration: ORDERHUB_DOCS_FILE=" + missing + ": no such file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kv := map[string]string{"ORDERHUB_CLIENTS": clientsFile, "ORDERHUB_SIGNING_KEY": keyFile, "ORDERHUB_ADDR": "127.0.0.1:0"}
+			maps.Copy(kv, tc.kv)
+			err := run(context.Background(), nil, env(kv), io.Discard, nil)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("\n got %v\nwant %s", err, tc.want)
+			}
+			var stderr strings.Builder
+			if got := exitStatus(err, &stderr); got != 2 || stderr.String() != "orderhub: "+tc.want+"\n" {
+				t.Errorf("exit status %d, stderr %q; want 2 and the message", got, stderr.String())
+			}
+		})
+	}
+}
+
+// TestRunHelp: orderhub -h lists every setting with its default, on
+// stdout, and exits 0; anything else on the command line is refused
+// (exit 2) with a pointer to -h.
+func TestRunHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help", "help"} {
+		var out strings.Builder
+		err := run(context.Background(), []string{arg}, env(nil), &out, nil)
+		if status := exitStatus(err, io.Discard); status != 0 {
+			t.Errorf("orderhub %s: exit status %d (%v)", arg, status, err)
+		}
+		lines := strings.Split(out.String(), "\n")
+		header := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "VARIABLE ") })
+		if header < 0 {
+			t.Fatalf("orderhub %s: no table header in\n%s", arg, out.String())
+		}
+		// One row per setting, in order, its columns aligned with the header.
+		defCol, meaningCol := strings.Index(lines[header], "DEFAULT"), strings.Index(lines[header], "MEANING")
+		for i, s := range settings() {
+			row := lines[header+1+i]
+			if !strings.HasPrefix(row, s.name+" ") || row[defCol:meaningCol] != s.def+strings.Repeat(" ", meaningCol-defCol-len(s.def)) || row[meaningCol:] != s.meaning {
+				t.Errorf("orderhub %s: row %d is %q; want %s, %s, %s in the header's columns", arg, i, row, s.name, s.def, s.meaning)
+			}
+		}
+	}
+	var stderr strings.Builder
+	err := run(context.Background(), []string{"serve", "--port=8080"}, env(nil), io.Discard, nil)
+	want := `orderhub: unexpected arguments "serve" "--port=8080": orderhub takes no arguments, only environment variables; run orderhub -h for the settings` + "\n"
+	if status := exitStatus(err, &stderr); status != 2 || stderr.String() != want {
+		t.Errorf("orderhub serve --port=8080: exit status %d, stderr %q; want 2, %q", status, stderr.String(), want)
+	}
+	err = run(context.Background(), []string{"-v"}, env(nil), io.Discard, nil)
+	if want := `unexpected argument "-v": orderhub takes no arguments, only environment variables; run orderhub -h for the settings`; err == nil || err.Error() != want {
+		t.Errorf("orderhub -v: %v, want %s", err, want)
+	}
+	if status := exitStatus(errors.New("listen: boom"), io.Discard); status != 1 {
+		t.Errorf("a failure that is no configuration error: exit status %d, want 1", status)
+	}
+}
+
+// TestSettingsMatchREADME: the README's configuration table lists the same
+// variables as settings(), with the same defaults.
+func TestSettingsMatchREADME(t *testing.T) {
+	text, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(text), "\n## Configuration\n")
+	if !ok {
+		t.Fatal("README.md has no \"## Configuration\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	readme := map[string]string{} // variable: default as the README shows it
+	var names []string
+	for line := range strings.Lines(section) {
+		if !strings.HasPrefix(line, "| `ORDERHUB_") {
+			continue
+		}
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 {
+			t.Fatalf("README row %q has no default column", line)
+		}
+		name := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		def := strings.TrimSpace(cells[2])
+		if value, ok := strings.CutPrefix(def, "`"); ok {
+			def, _, _ = strings.Cut(value, "`") // `720h` (30 days) …: the value
+		} else {
+			def = strings.ReplaceAll(def, "`", "")
+		}
+		if _, dup := readme[name]; dup {
+			t.Errorf("README lists %s twice", name)
+		}
+		readme[name] = def
+		names = append(names, name)
+	}
+	var listed []string
+	for _, s := range settings() {
+		listed = append(listed, s.name)
+		def, ok := readme[s.name]
+		switch {
+		case !ok:
+			t.Errorf("README's configuration table lacks %s", s.name)
+		case def != s.def:
+			t.Errorf("%s: README says the default is %q, orderhub -h says %q", s.name, def, s.def)
+		}
+	}
+	for _, name := range names {
+		if !slices.Contains(listed, name) {
+			t.Errorf("README's configuration table lists %s, which orderhub does not read", name)
+		}
+	}
+}
+
+// TestSettingDefaultsAreTheDefaults: setting a variable to the default its
+// row shows changes nothing, so what people read is what orderhub does.
+func TestSettingDefaultsAreTheDefaults(t *testing.T) {
+	base := map[string]string{"ORDERHUB_DEV": "1"}
+	unset, err := loadConfig(env(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings() {
+		if s.def == "required" || strings.HasPrefix(s.def, "unset") {
+			continue
+		}
+		kv := maps.Clone(base)
+		kv[s.name] = s.def
+		c, err := loadConfig(env(kv))
+		if err != nil {
+			t.Errorf("%s=%s, its shown default: %v", s.name, s.def, err)
+			continue
+		}
+		c.finalRetentionSet = unset.finalRetentionSet
+		if !reflect.DeepEqual(c, unset) {
+			t.Errorf("%s=%s, its shown default, gives %+v; unset gives %+v", s.name, s.def, c, unset)
+		}
 	}
 }
 
@@ -168,6 +390,12 @@ func start(t *testing.T, kv map[string]string) *started {
 	}
 	if s.base == "" || !dev {
 		t.Fatalf("no development notice or listening line: %v", <-s.done)
+	}
+	// The first line names the build.
+	var build struct{ Msg, Version, Revision, Go, Crypto string }
+	if err := json.Unmarshal([]byte(s.startup[0]), &build); err != nil || build.Msg != "orderhub" ||
+		build.Version == "" || build.Revision == "" || build.Go != runtime.Version() || build.Crypto == "" {
+		t.Errorf("first start-up line %s: want the build (version, revision, go, crypto)", s.startup[0])
 	}
 	go func() { // keep draining, so run never blocks on its log
 		for sc.Scan() {
@@ -235,7 +463,7 @@ func (s *started) inquireRaw(t *testing.T) (*http.Response, error) {
 // in-memory store and a generated development setup, calls it signed, and
 // stops it as SIGTERM would.
 func TestRunServesUntilCancelled(t *testing.T) {
-	s := start(t, nil)
+	s := start(t, map[string]string{"ORDERHUB_LOG_LEVEL": "error"})
 	res, err := http.Get(s.base + "/healthz")
 	if err != nil || res.StatusCode != http.StatusOK {
 		t.Fatalf("healthz: %v %v", res, err)
@@ -259,6 +487,16 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	s.done <- nil // for Cleanup
 	if _, err := http.Get(s.base + "/healthz"); err == nil {
 		t.Error("still serving after shutdown")
+	}
+	// The shutdown lines are written whatever the log level.
+	for {
+		line := wait(t, s.lines, "the stopped line")
+		if strings.Contains(line, `"msg":"stopped"`) {
+			if !strings.Contains(line, `"inFlight":0,"drained":0,"cutOff":0`) {
+				t.Errorf("stopped line %s: want nothing in flight", line)
+			}
+			break
+		}
 	}
 }
 
@@ -364,6 +602,11 @@ func TestRunReloadsClients(t *testing.T) {
 func TestRunOnRedisCluster(t *testing.T) {
 	c := redistest.StartCluster(t)
 	s := start(t, map[string]string{"ORDERHUB_REDIS_URL": c.URL()})
+	if !slices.ContainsFunc(s.startup, func(l string) bool {
+		return strings.Contains(l, `"level":"INFO"`) && strings.Contains(l, `"msg":"store reachable","store":"redis cluster `)
+	}) {
+		t.Errorf("no start-up line saying the cluster answers in %q", s.startup)
+	}
 
 	req, err := http.NewRequest(http.MethodPut, s.base+"/ops/orders/cluster-order-1",
 		strings.NewReader(`{"posOrderId":"pos-1","orderStatus":"PREPARING"}`))
@@ -405,6 +648,59 @@ func TestRunOnRedisCluster(t *testing.T) {
 		t.Errorf("run after cancel: %v", err)
 	}
 	s.done <- nil // for Cleanup
+}
+
+// TestRunWithStoreUnreachable: a Redis that does not answer at start-up
+// does not stop orderhub; a warning says so and /readyz reports it.
+func TestRunWithStoreUnreachable(t *testing.T) {
+	// A port that was free a moment ago and has no listener now.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := start(t, map[string]string{"ORDERHUB_REDIS_URL": "redis://" + addr})
+	i := slices.IndexFunc(s.startup, func(l string) bool { return strings.Contains(l, `"msg":"store unreachable`) })
+	if i < 0 {
+		t.Fatalf("no store warning in %q", s.startup)
+	}
+	var warning struct{ Level, Msg, Store, Err string }
+	if err := json.Unmarshal([]byte(s.startup[i]), &warning); err != nil {
+		t.Fatal(err)
+	}
+	if warning.Level != "WARN" || !strings.Contains(warning.Msg, "/readyz") || warning.Store != "redis "+addr || warning.Err == "" {
+		t.Errorf("store warning %s: want WARN naming /readyz, the store and the error", s.startup[i])
+	}
+	res, err := http.Get(s.base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz: HTTP %d, want 503", res.StatusCode)
+	}
+}
+
+// TestRunStartupLines: in-memory, the start-up says so and ends with the
+// listening line; no store check is logged, there being nothing to reach.
+func TestRunStartupLines(t *testing.T) {
+	s := start(t, nil)
+	var msgs []string
+	for _, l := range s.startup {
+		var line struct{ Msg string }
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, line.Msg)
+	}
+	want := []string{"orderhub", devSetupMessage, "clients registered", "rate limits", "listening"}
+	if !slices.Equal(msgs, want) {
+		t.Errorf("start-up lines %q, want %q", msgs, want)
+	}
+	if last := s.startup[len(s.startup)-1]; !strings.Contains(last, `"store":"memory (set ORDERHUB_REDIS_URL for Redis)"`) {
+		t.Errorf("listening line %s does not say the store is in memory", last)
+	}
 }
 
 // TestRunAnswersASlowBody408: a caller that sends its headers and then
