@@ -26,7 +26,7 @@ func TestLoadDropsServers(t *testing.T) {
 
 func TestPartnerOperations(t *testing.T) {
 	c := mustLoad(t)
-	want := []string{"inquireOrderDetail", "notifyDeliveryAuditResult", "notifyOrderCompletion"}
+	want := []string{"inquireOrderDetail", "notifyDeliveryAuditResult", "notifyOrderChange", "notifyOrderCompletion"}
 	if got := c.IDs(Partner); !slices.Equal(got, want) {
 		t.Errorf("IDs(Partner) = %v, want %v", got, want)
 	}
@@ -36,7 +36,7 @@ func TestPartnerOperations(t *testing.T) {
 			idem = append(idem, op.ID)
 		}
 	}
-	if want := []string{"notifyDeliveryAuditResult", "notifyOrderCompletion"}; !slices.Equal(idem, want) {
+	if want := []string{"notifyDeliveryAuditResult", "notifyOrderChange", "notifyOrderCompletion"}; !slices.Equal(idem, want) {
 		t.Errorf("idempotent operations = %v, want %v", idem, want)
 	}
 }

@@ -266,6 +266,10 @@ type ClientInterface interface {
 	// `ACCEPTED`; `CANCELLED` and `ORDER_FAIL` from any non-final status;
 	// final statuses never change); otherwise 409 `ORDER_STATUS_INVALID`.
 	// `extendInfo` may take at most 2048 characters serialised as JSON.
+	// The body replaces the order's fields: one left out is cleared,
+	// including those partners set with `notifyOrderChange`
+	// (`shortOrderNumber`, `orderReadyTime`, `deliveryStatus`,
+	// `refundAmount`), which the operator may set too.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -280,6 +284,10 @@ type ClientInterface interface {
 	// `ACCEPTED`; `CANCELLED` and `ORDER_FAIL` from any non-final status;
 	// final statuses never change); otherwise 409 `ORDER_STATUS_INVALID`.
 	// `extendInfo` may take at most 2048 characters serialised as JSON.
+	// The body replaces the order's fields: one left out is cleared,
+	// including those partners set with `notifyOrderChange`
+	// (`shortOrderNumber`, `orderReadyTime`, `deliveryStatus`,
+	// `refundAmount`), which the operator may set too.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -400,8 +408,12 @@ type ClientInterface interface {
 	//
 	// Idempotent on `requestId` (suggested form `orderId_timestamp`): send
 	// the same request again after a `U` answer or a network failure.
-	// The platform deprecates this API in favour of
-	// `/v2/pds/order/notifyOrderChange`; it is kept for compatibility.
+	// "This API is no longer maintained. The current functionality
+	// remains for compatibility. We recommend using the notifyOrderChange
+	// API to notify us of any changes to an order": the platform's words.
+	// Use `notifyOrderChange` (`POST /v2/pos/notifyOrderChange`), which
+	// completes an order with `orderStatus: COMPLETED` and carries every
+	// other change; this one keeps its behaviour.
 	//
 	// | resultCode | resultStatus | meaning |
 	// |---|---|---|
@@ -418,6 +430,8 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v2/pds/order/notifyOrderCompletion (the `NotifyOrderCompletion` operationId).
+	//
+	// Deprecated: The platform no longer maintains it; use notifyOrderChange (orderStatus COMPLETED), which carries every change of an order.
 	NotifyOrderCompletionWithBody(ctx context.Context, params *NotifyOrderCompletionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// NotifyOrderCompletion Notify that an order is completed
@@ -434,8 +448,12 @@ type ClientInterface interface {
 	//
 	// Idempotent on `requestId` (suggested form `orderId_timestamp`): send
 	// the same request again after a `U` answer or a network failure.
-	// The platform deprecates this API in favour of
-	// `/v2/pds/order/notifyOrderChange`; it is kept for compatibility.
+	// "This API is no longer maintained. The current functionality
+	// remains for compatibility. We recommend using the notifyOrderChange
+	// API to notify us of any changes to an order": the platform's words.
+	// Use `notifyOrderChange` (`POST /v2/pos/notifyOrderChange`), which
+	// completes an order with `orderStatus: COMPLETED` and carries every
+	// other change; this one keeps its behaviour.
 	//
 	// | resultCode | resultStatus | meaning |
 	// |---|---|---|
@@ -452,6 +470,8 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v2/pds/order/notifyOrderCompletion (the `NotifyOrderCompletion` operationId).
+	//
+	// Deprecated: The platform no longer maintains it; use notifyOrderChange (orderStatus COMPLETED), which carries every change of an order.
 	NotifyOrderCompletion(ctx context.Context, params *NotifyOrderCompletionParams, body NotifyOrderCompletionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// InquireOrderDetailWithBody Inquire the details of an order
@@ -499,6 +519,102 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v2/pos/inquireOrderDetail (the `InquireOrderDetail` operationId).
 	InquireOrderDetail(ctx context.Context, params *InquireOrderDetailParams, body InquireOrderDetailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// NotifyOrderChangeWithBody Notify a change of an order
+	//
+	// **orderhub's role: the D-Store platform.** The POS (or an ISV)
+	// tells the platform what changed in an order: its status, the short
+	// number shown to the customer, when it is (expected to be) ready, the
+	// merchant's delivery status, the refund total. Send only what
+	// changed, at least one field besides `requestId` and
+	// `requestOrderId`: the fields left out stay as they were.
+	//
+	// `orderStatus` follows the order journey: forward only
+	// (`ACCEPTED` → `PREPARING` → `READY` → `COMPLETED`, steps may be
+	// skipped), `REJECTED` only before `ACCEPTED`, `CANCELLED` from any
+	// status that is not final. The current status again is a success
+	// (the call converges). Once the order is in a final status
+	// (`COMPLETED`, `CANCELLED`, `REJECTED`, `ORDER_FAIL`) its
+	// `orderStatus`, `shortOrderNumber` and `orderReadyTime` no longer
+	// change (the same values again are a success); `deliveryStatus` may
+	// still change after `COMPLETED`, and `refundAmount` after any final
+	// status. `refundAmount` is the total refunded so far: it never goes
+	// down and keeps the currency it was first given.
+	//
+	// The public reference of this API lists `requestId`,
+	// `requestOrderId`, `orderStatus` and `shortOrderNumber`; the rules of
+	// `orderReadyTime`, `deliveryStatus` and `refundAmount` (and the
+	// result codes besides `SUCCESS` and `UNKNOWN_EXCEPTION`) are
+	// orderhub's own, since the public page is cut off there.
+	//
+	// Idempotent on `requestId` (suggested form `orderId_timestamp`): send
+	// the same request again after a `U` answer or a network failure.
+	//
+	// | resultCode | resultStatus | meaning |
+	// |---|---|---|
+	// | `SUCCESS` | S | the change is recorded (or was already so) |
+	// | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type, or nothing changes |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
+	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+	// | `ORDER_STATUS_INVALID` | F | the journey does not allow the status, or the order is final and the field no longer changes |
+	// | `PROCESS_FAIL` | F | the refund total goes down, or its currency differs from the one set before |
+	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
+	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v2/pos/notifyOrderChange (the `NotifyOrderChange` operationId).
+	NotifyOrderChangeWithBody(ctx context.Context, params *NotifyOrderChangeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// NotifyOrderChange Notify a change of an order
+	//
+	// **orderhub's role: the D-Store platform.** The POS (or an ISV)
+	// tells the platform what changed in an order: its status, the short
+	// number shown to the customer, when it is (expected to be) ready, the
+	// merchant's delivery status, the refund total. Send only what
+	// changed, at least one field besides `requestId` and
+	// `requestOrderId`: the fields left out stay as they were.
+	//
+	// `orderStatus` follows the order journey: forward only
+	// (`ACCEPTED` → `PREPARING` → `READY` → `COMPLETED`, steps may be
+	// skipped), `REJECTED` only before `ACCEPTED`, `CANCELLED` from any
+	// status that is not final. The current status again is a success
+	// (the call converges). Once the order is in a final status
+	// (`COMPLETED`, `CANCELLED`, `REJECTED`, `ORDER_FAIL`) its
+	// `orderStatus`, `shortOrderNumber` and `orderReadyTime` no longer
+	// change (the same values again are a success); `deliveryStatus` may
+	// still change after `COMPLETED`, and `refundAmount` after any final
+	// status. `refundAmount` is the total refunded so far: it never goes
+	// down and keeps the currency it was first given.
+	//
+	// The public reference of this API lists `requestId`,
+	// `requestOrderId`, `orderStatus` and `shortOrderNumber`; the rules of
+	// `orderReadyTime`, `deliveryStatus` and `refundAmount` (and the
+	// result codes besides `SUCCESS` and `UNKNOWN_EXCEPTION`) are
+	// orderhub's own, since the public page is cut off there.
+	//
+	// Idempotent on `requestId` (suggested form `orderId_timestamp`): send
+	// the same request again after a `U` answer or a network failure.
+	//
+	// | resultCode | resultStatus | meaning |
+	// |---|---|---|
+	// | `SUCCESS` | S | the change is recorded (or was already so) |
+	// | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type, or nothing changes |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
+	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+	// | `ORDER_STATUS_INVALID` | F | the journey does not allow the status, or the order is final and the field no longer changes |
+	// | `PROCESS_FAIL` | F | the refund total goes down, or its currency differs from the one set before |
+	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
+	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v2/pos/notifyOrderChange (the `NotifyOrderChange` operationId).
+	NotifyOrderChange(ctx context.Context, params *NotifyOrderChangeParams, body NotifyOrderChangeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetDocs This contract as a reference page
@@ -814,6 +930,10 @@ func (c *Client) GetOrder(ctx context.Context, requestOrderID string, reqEditors
 // `ACCEPTED`; `CANCELLED` and `ORDER_FAIL` from any non-final status;
 // final statuses never change); otherwise 409 `ORDER_STATUS_INVALID`.
 // `extendInfo` may take at most 2048 characters serialised as JSON.
+// The body replaces the order's fields: one left out is cleared,
+// including those partners set with `notifyOrderChange`
+// (`shortOrderNumber`, `orderReadyTime`, `deliveryStatus`,
+// `refundAmount`), which the operator may set too.
 //
 // Takes any type of body and a specified content type.
 //
@@ -838,6 +958,10 @@ func (c *Client) PutOrderWithBody(ctx context.Context, requestOrderID string, co
 // `ACCEPTED`; `CANCELLED` and `ORDER_FAIL` from any non-final status;
 // final statuses never change); otherwise 409 `ORDER_STATUS_INVALID`.
 // `extendInfo` may take at most 2048 characters serialised as JSON.
+// The body replaces the order's fields: one left out is cleared,
+// including those partners set with `notifyOrderChange`
+// (`shortOrderNumber`, `orderReadyTime`, `deliveryStatus`,
+// `refundAmount`), which the operator may set too.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1018,8 +1142,12 @@ func (c *Client) NotifyDeliveryAuditResult(ctx context.Context, params *NotifyDe
 //
 // Idempotent on `requestId` (suggested form `orderId_timestamp`): send
 // the same request again after a `U` answer or a network failure.
-// The platform deprecates this API in favour of
-// `/v2/pds/order/notifyOrderChange`; it is kept for compatibility.
+// "This API is no longer maintained. The current functionality
+// remains for compatibility. We recommend using the notifyOrderChange
+// API to notify us of any changes to an order": the platform's words.
+// Use `notifyOrderChange` (`POST /v2/pos/notifyOrderChange`), which
+// completes an order with `orderStatus: COMPLETED` and carries every
+// other change; this one keeps its behaviour.
 //
 // | resultCode | resultStatus | meaning |
 // |---|---|---|
@@ -1036,6 +1164,7 @@ func (c *Client) NotifyDeliveryAuditResult(ctx context.Context, params *NotifyDe
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v2/pds/order/notifyOrderCompletion (the `NotifyOrderCompletion` operationId).
+// Deprecated: The platform no longer maintains it; use notifyOrderChange (orderStatus COMPLETED), which carries every change of an order.
 func (c *Client) NotifyOrderCompletionWithBody(ctx context.Context, params *NotifyOrderCompletionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewNotifyOrderCompletionRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
@@ -1062,8 +1191,12 @@ func (c *Client) NotifyOrderCompletionWithBody(ctx context.Context, params *Noti
 //
 // Idempotent on `requestId` (suggested form `orderId_timestamp`): send
 // the same request again after a `U` answer or a network failure.
-// The platform deprecates this API in favour of
-// `/v2/pds/order/notifyOrderChange`; it is kept for compatibility.
+// "This API is no longer maintained. The current functionality
+// remains for compatibility. We recommend using the notifyOrderChange
+// API to notify us of any changes to an order": the platform's words.
+// Use `notifyOrderChange` (`POST /v2/pos/notifyOrderChange`), which
+// completes an order with `orderStatus: COMPLETED` and carries every
+// other change; this one keeps its behaviour.
 //
 // | resultCode | resultStatus | meaning |
 // |---|---|---|
@@ -1080,6 +1213,7 @@ func (c *Client) NotifyOrderCompletionWithBody(ctx context.Context, params *Noti
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v2/pds/order/notifyOrderCompletion (the `NotifyOrderCompletion` operationId).
+// Deprecated: The platform no longer maintains it; use notifyOrderChange (orderStatus COMPLETED), which carries every change of an order.
 func (c *Client) NotifyOrderCompletion(ctx context.Context, params *NotifyOrderCompletionParams, body NotifyOrderCompletionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewNotifyOrderCompletionRequest(c.Server, params, body)
 	if err != nil {
@@ -1148,6 +1282,122 @@ func (c *Client) InquireOrderDetailWithBody(ctx context.Context, params *Inquire
 // Corresponds with POST /v2/pos/inquireOrderDetail (the `InquireOrderDetail` operationId).
 func (c *Client) InquireOrderDetail(ctx context.Context, params *InquireOrderDetailParams, body InquireOrderDetailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewInquireOrderDetailRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// NotifyOrderChangeWithBody Notify a change of an order
+//
+// **orderhub's role: the D-Store platform.** The POS (or an ISV)
+// tells the platform what changed in an order: its status, the short
+// number shown to the customer, when it is (expected to be) ready, the
+// merchant's delivery status, the refund total. Send only what
+// changed, at least one field besides `requestId` and
+// `requestOrderId`: the fields left out stay as they were.
+//
+// `orderStatus` follows the order journey: forward only
+// (`ACCEPTED` → `PREPARING` → `READY` → `COMPLETED`, steps may be
+// skipped), `REJECTED` only before `ACCEPTED`, `CANCELLED` from any
+// status that is not final. The current status again is a success
+// (the call converges). Once the order is in a final status
+// (`COMPLETED`, `CANCELLED`, `REJECTED`, `ORDER_FAIL`) its
+// `orderStatus`, `shortOrderNumber` and `orderReadyTime` no longer
+// change (the same values again are a success); `deliveryStatus` may
+// still change after `COMPLETED`, and `refundAmount` after any final
+// status. `refundAmount` is the total refunded so far: it never goes
+// down and keeps the currency it was first given.
+//
+// The public reference of this API lists `requestId`,
+// `requestOrderId`, `orderStatus` and `shortOrderNumber`; the rules of
+// `orderReadyTime`, `deliveryStatus` and `refundAmount` (and the
+// result codes besides `SUCCESS` and `UNKNOWN_EXCEPTION`) are
+// orderhub's own, since the public page is cut off there.
+//
+// Idempotent on `requestId` (suggested form `orderId_timestamp`): send
+// the same request again after a `U` answer or a network failure.
+//
+// | resultCode | resultStatus | meaning |
+// |---|---|---|
+// | `SUCCESS` | S | the change is recorded (or was already so) |
+// | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type, or nothing changes |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
+// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+// | `ORDER_STATUS_INVALID` | F | the journey does not allow the status, or the order is final and the field no longer changes |
+// | `PROCESS_FAIL` | F | the refund total goes down, or its currency differs from the one set before |
+// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
+// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v2/pos/notifyOrderChange (the `NotifyOrderChange` operationId).
+func (c *Client) NotifyOrderChangeWithBody(ctx context.Context, params *NotifyOrderChangeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewNotifyOrderChangeRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// NotifyOrderChange Notify a change of an order
+//
+// **orderhub's role: the D-Store platform.** The POS (or an ISV)
+// tells the platform what changed in an order: its status, the short
+// number shown to the customer, when it is (expected to be) ready, the
+// merchant's delivery status, the refund total. Send only what
+// changed, at least one field besides `requestId` and
+// `requestOrderId`: the fields left out stay as they were.
+//
+// `orderStatus` follows the order journey: forward only
+// (`ACCEPTED` → `PREPARING` → `READY` → `COMPLETED`, steps may be
+// skipped), `REJECTED` only before `ACCEPTED`, `CANCELLED` from any
+// status that is not final. The current status again is a success
+// (the call converges). Once the order is in a final status
+// (`COMPLETED`, `CANCELLED`, `REJECTED`, `ORDER_FAIL`) its
+// `orderStatus`, `shortOrderNumber` and `orderReadyTime` no longer
+// change (the same values again are a success); `deliveryStatus` may
+// still change after `COMPLETED`, and `refundAmount` after any final
+// status. `refundAmount` is the total refunded so far: it never goes
+// down and keeps the currency it was first given.
+//
+// The public reference of this API lists `requestId`,
+// `requestOrderId`, `orderStatus` and `shortOrderNumber`; the rules of
+// `orderReadyTime`, `deliveryStatus` and `refundAmount` (and the
+// result codes besides `SUCCESS` and `UNKNOWN_EXCEPTION`) are
+// orderhub's own, since the public page is cut off there.
+//
+// Idempotent on `requestId` (suggested form `orderId_timestamp`): send
+// the same request again after a `U` answer or a network failure.
+//
+// | resultCode | resultStatus | meaning |
+// |---|---|---|
+// | `SUCCESS` | S | the change is recorded (or was already so) |
+// | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type, or nothing changes |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
+// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+// | `ORDER_STATUS_INVALID` | F | the journey does not allow the status, or the order is final and the field no longer changes |
+// | `PROCESS_FAIL` | F | the refund total goes down, or its currency differs from the one set before |
+// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
+// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v2/pos/notifyOrderChange (the `NotifyOrderChange` operationId).
+func (c *Client) NotifyOrderChange(ctx context.Context, params *NotifyOrderChangeParams, body NotifyOrderChangeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewNotifyOrderChangeRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1875,6 +2125,61 @@ func NewInquireOrderDetailRequestWithBody(server string, params *InquireOrderDet
 	return req, nil
 }
 
+// NewNotifyOrderChangeRequest calls the generic NotifyOrderChange builder with application/json body
+func NewNotifyOrderChangeRequest(server string, params *NotifyOrderChangeParams, body NotifyOrderChangeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewNotifyOrderChangeRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewNotifyOrderChangeRequestWithBody constructs an http.Request for the NotifyOrderChange method, with any body, and a specified content type
+func NewNotifyOrderChangeRequestWithBody(server string, params *NotifyOrderChangeParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/pos/notifyOrderChange")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XRequestID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -2116,6 +2421,10 @@ type ClientWithResponsesInterface interface {
 	// `ACCEPTED`; `CANCELLED` and `ORDER_FAIL` from any non-final status;
 	// final statuses never change); otherwise 409 `ORDER_STATUS_INVALID`.
 	// `extendInfo` may take at most 2048 characters serialised as JSON.
+	// The body replaces the order's fields: one left out is cleared,
+	// including those partners set with `notifyOrderChange`
+	// (`shortOrderNumber`, `orderReadyTime`, `deliveryStatus`,
+	// `refundAmount`), which the operator may set too.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2130,6 +2439,10 @@ type ClientWithResponsesInterface interface {
 	// `ACCEPTED`; `CANCELLED` and `ORDER_FAIL` from any non-final status;
 	// final statuses never change); otherwise 409 `ORDER_STATUS_INVALID`.
 	// `extendInfo` may take at most 2048 characters serialised as JSON.
+	// The body replaces the order's fields: one left out is cleared,
+	// including those partners set with `notifyOrderChange`
+	// (`shortOrderNumber`, `orderReadyTime`, `deliveryStatus`,
+	// `refundAmount`), which the operator may set too.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2256,8 +2569,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Idempotent on `requestId` (suggested form `orderId_timestamp`): send
 	// the same request again after a `U` answer or a network failure.
-	// The platform deprecates this API in favour of
-	// `/v2/pds/order/notifyOrderChange`; it is kept for compatibility.
+	// "This API is no longer maintained. The current functionality
+	// remains for compatibility. We recommend using the notifyOrderChange
+	// API to notify us of any changes to an order": the platform's words.
+	// Use `notifyOrderChange` (`POST /v2/pos/notifyOrderChange`), which
+	// completes an order with `orderStatus: COMPLETED` and carries every
+	// other change; this one keeps its behaviour.
 	//
 	// | resultCode | resultStatus | meaning |
 	// |---|---|---|
@@ -2274,6 +2591,8 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v2/pds/order/notifyOrderCompletion (the `NotifyOrderCompletion` operationId).
+	//
+	// Deprecated: The platform no longer maintains it; use notifyOrderChange (orderStatus COMPLETED), which carries every change of an order.
 	NotifyOrderCompletionWithBodyWithResponse(ctx context.Context, params *NotifyOrderCompletionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*NotifyOrderCompletionHTTPResponse, error)
 
 	// NotifyOrderCompletionWithResponse Notify that an order is completed
@@ -2290,8 +2609,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Idempotent on `requestId` (suggested form `orderId_timestamp`): send
 	// the same request again after a `U` answer or a network failure.
-	// The platform deprecates this API in favour of
-	// `/v2/pds/order/notifyOrderChange`; it is kept for compatibility.
+	// "This API is no longer maintained. The current functionality
+	// remains for compatibility. We recommend using the notifyOrderChange
+	// API to notify us of any changes to an order": the platform's words.
+	// Use `notifyOrderChange` (`POST /v2/pos/notifyOrderChange`), which
+	// completes an order with `orderStatus: COMPLETED` and carries every
+	// other change; this one keeps its behaviour.
 	//
 	// | resultCode | resultStatus | meaning |
 	// |---|---|---|
@@ -2308,6 +2631,8 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v2/pds/order/notifyOrderCompletion (the `NotifyOrderCompletion` operationId).
+	//
+	// Deprecated: The platform no longer maintains it; use notifyOrderChange (orderStatus COMPLETED), which carries every change of an order.
 	NotifyOrderCompletionWithResponse(ctx context.Context, params *NotifyOrderCompletionParams, body NotifyOrderCompletionJSONRequestBody, reqEditors ...RequestEditorFn) (*NotifyOrderCompletionHTTPResponse, error)
 
 	// InquireOrderDetailWithBodyWithResponse Inquire the details of an order
@@ -2355,6 +2680,102 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v2/pos/inquireOrderDetail (the `InquireOrderDetail` operationId).
 	InquireOrderDetailWithResponse(ctx context.Context, params *InquireOrderDetailParams, body InquireOrderDetailJSONRequestBody, reqEditors ...RequestEditorFn) (*InquireOrderDetailHTTPResponse, error)
+
+	// NotifyOrderChangeWithBodyWithResponse Notify a change of an order
+	//
+	// **orderhub's role: the D-Store platform.** The POS (or an ISV)
+	// tells the platform what changed in an order: its status, the short
+	// number shown to the customer, when it is (expected to be) ready, the
+	// merchant's delivery status, the refund total. Send only what
+	// changed, at least one field besides `requestId` and
+	// `requestOrderId`: the fields left out stay as they were.
+	//
+	// `orderStatus` follows the order journey: forward only
+	// (`ACCEPTED` → `PREPARING` → `READY` → `COMPLETED`, steps may be
+	// skipped), `REJECTED` only before `ACCEPTED`, `CANCELLED` from any
+	// status that is not final. The current status again is a success
+	// (the call converges). Once the order is in a final status
+	// (`COMPLETED`, `CANCELLED`, `REJECTED`, `ORDER_FAIL`) its
+	// `orderStatus`, `shortOrderNumber` and `orderReadyTime` no longer
+	// change (the same values again are a success); `deliveryStatus` may
+	// still change after `COMPLETED`, and `refundAmount` after any final
+	// status. `refundAmount` is the total refunded so far: it never goes
+	// down and keeps the currency it was first given.
+	//
+	// The public reference of this API lists `requestId`,
+	// `requestOrderId`, `orderStatus` and `shortOrderNumber`; the rules of
+	// `orderReadyTime`, `deliveryStatus` and `refundAmount` (and the
+	// result codes besides `SUCCESS` and `UNKNOWN_EXCEPTION`) are
+	// orderhub's own, since the public page is cut off there.
+	//
+	// Idempotent on `requestId` (suggested form `orderId_timestamp`): send
+	// the same request again after a `U` answer or a network failure.
+	//
+	// | resultCode | resultStatus | meaning |
+	// |---|---|---|
+	// | `SUCCESS` | S | the change is recorded (or was already so) |
+	// | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type, or nothing changes |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
+	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+	// | `ORDER_STATUS_INVALID` | F | the journey does not allow the status, or the order is final and the field no longer changes |
+	// | `PROCESS_FAIL` | F | the refund total goes down, or its currency differs from the one set before |
+	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
+	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v2/pos/notifyOrderChange (the `NotifyOrderChange` operationId).
+	NotifyOrderChangeWithBodyWithResponse(ctx context.Context, params *NotifyOrderChangeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*NotifyOrderChangeHTTPResponse, error)
+
+	// NotifyOrderChangeWithResponse Notify a change of an order
+	//
+	// **orderhub's role: the D-Store platform.** The POS (or an ISV)
+	// tells the platform what changed in an order: its status, the short
+	// number shown to the customer, when it is (expected to be) ready, the
+	// merchant's delivery status, the refund total. Send only what
+	// changed, at least one field besides `requestId` and
+	// `requestOrderId`: the fields left out stay as they were.
+	//
+	// `orderStatus` follows the order journey: forward only
+	// (`ACCEPTED` → `PREPARING` → `READY` → `COMPLETED`, steps may be
+	// skipped), `REJECTED` only before `ACCEPTED`, `CANCELLED` from any
+	// status that is not final. The current status again is a success
+	// (the call converges). Once the order is in a final status
+	// (`COMPLETED`, `CANCELLED`, `REJECTED`, `ORDER_FAIL`) its
+	// `orderStatus`, `shortOrderNumber` and `orderReadyTime` no longer
+	// change (the same values again are a success); `deliveryStatus` may
+	// still change after `COMPLETED`, and `refundAmount` after any final
+	// status. `refundAmount` is the total refunded so far: it never goes
+	// down and keeps the currency it was first given.
+	//
+	// The public reference of this API lists `requestId`,
+	// `requestOrderId`, `orderStatus` and `shortOrderNumber`; the rules of
+	// `orderReadyTime`, `deliveryStatus` and `refundAmount` (and the
+	// result codes besides `SUCCESS` and `UNKNOWN_EXCEPTION`) are
+	// orderhub's own, since the public page is cut off there.
+	//
+	// Idempotent on `requestId` (suggested form `orderId_timestamp`): send
+	// the same request again after a `U` answer or a network failure.
+	//
+	// | resultCode | resultStatus | meaning |
+	// |---|---|---|
+	// | `SUCCESS` | S | the change is recorded (or was already so) |
+	// | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type, or nothing changes |
+	// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+	// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
+	// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+	// | `ORDER_STATUS_INVALID` | F | the journey does not allow the status, or the order is final and the field no longer changes |
+	// | `PROCESS_FAIL` | F | the refund total goes down, or its currency differs from the one set before |
+	// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+	// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
+	// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v2/pos/notifyOrderChange (the `NotifyOrderChange` operationId).
+	NotifyOrderChangeWithResponse(ctx context.Context, params *NotifyOrderChangeParams, body NotifyOrderChangeJSONRequestBody, reqEditors ...RequestEditorFn) (*NotifyOrderChangeHTTPResponse, error)
 }
 
 type GetDocsHTTPResponse struct {
@@ -3512,6 +3933,91 @@ func (r InquireOrderDetailHTTPResponse) ContentType() string {
 	return ""
 }
 
+// NotifyOrderChangeHTTPResponse200Headers the declared response headers of an HTTP 200 response for NotifyOrderChange
+type NotifyOrderChangeHTTPResponse200Headers struct {
+	ClientID     *string
+	ResponseTime *string
+	Signature    *string
+	XRequestID   string
+}
+
+// NotifyOrderChangeHTTPResponse408Headers the declared response headers of an HTTP 408 response for NotifyOrderChange
+type NotifyOrderChangeHTTPResponse408Headers struct {
+	ClientID     *string
+	ResponseTime *string
+	Signature    *string
+	XRequestID   string
+}
+
+// NotifyOrderChangeHTTPResponse413Headers the declared response headers of an HTTP 413 response for NotifyOrderChange
+type NotifyOrderChangeHTTPResponse413Headers struct {
+	ClientID     *string
+	ResponseTime *string
+	Signature    *string
+	XRequestID   string
+}
+
+type NotifyOrderChangeHTTPResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NotifyOrderChangeAnswer
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *RequestTimeout
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *NotifyOrderChangeHTTPResponse200Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *NotifyOrderChangeHTTPResponse408Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *NotifyOrderChangeHTTPResponse413Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r NotifyOrderChangeHTTPResponse) GetJSON200() *NotifyOrderChangeAnswer {
+	return r.JSON200
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r NotifyOrderChangeHTTPResponse) GetJSON408() *RequestTimeout {
+	return r.JSON408
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r NotifyOrderChangeHTTPResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetBody returns the raw response body bytes
+func (r NotifyOrderChangeHTTPResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r NotifyOrderChangeHTTPResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r NotifyOrderChangeHTTPResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r NotifyOrderChangeHTTPResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetDocsWithResponse This contract as a reference page
 //
 // A self-contained HTML reference of this document; it loads nothing
@@ -3793,6 +4299,10 @@ func (c *ClientWithResponses) GetOrderWithResponse(ctx context.Context, requestO
 // `ACCEPTED`; `CANCELLED` and `ORDER_FAIL` from any non-final status;
 // final statuses never change); otherwise 409 `ORDER_STATUS_INVALID`.
 // `extendInfo` may take at most 2048 characters serialised as JSON.
+// The body replaces the order's fields: one left out is cleared,
+// including those partners set with `notifyOrderChange`
+// (`shortOrderNumber`, `orderReadyTime`, `deliveryStatus`,
+// `refundAmount`), which the operator may set too.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3813,6 +4323,10 @@ func (c *ClientWithResponses) PutOrderWithBodyWithResponse(ctx context.Context, 
 // `ACCEPTED`; `CANCELLED` and `ORDER_FAIL` from any non-final status;
 // final statuses never change); otherwise 409 `ORDER_STATUS_INVALID`.
 // `extendInfo` may take at most 2048 characters serialised as JSON.
+// The body replaces the order's fields: one left out is cleared,
+// including those partners set with `notifyOrderChange`
+// (`shortOrderNumber`, `orderReadyTime`, `deliveryStatus`,
+// `refundAmount`), which the operator may set too.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3975,8 +4489,12 @@ func (c *ClientWithResponses) NotifyDeliveryAuditResultWithResponse(ctx context.
 //
 // Idempotent on `requestId` (suggested form `orderId_timestamp`): send
 // the same request again after a `U` answer or a network failure.
-// The platform deprecates this API in favour of
-// `/v2/pds/order/notifyOrderChange`; it is kept for compatibility.
+// "This API is no longer maintained. The current functionality
+// remains for compatibility. We recommend using the notifyOrderChange
+// API to notify us of any changes to an order": the platform's words.
+// Use `notifyOrderChange` (`POST /v2/pos/notifyOrderChange`), which
+// completes an order with `orderStatus: COMPLETED` and carries every
+// other change; this one keeps its behaviour.
 //
 // | resultCode | resultStatus | meaning |
 // |---|---|---|
@@ -3993,6 +4511,8 @@ func (c *ClientWithResponses) NotifyDeliveryAuditResultWithResponse(ctx context.
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v2/pds/order/notifyOrderCompletion (the `NotifyOrderCompletion` operationId).
+//
+// Deprecated: The platform no longer maintains it; use notifyOrderChange (orderStatus COMPLETED), which carries every change of an order.
 func (c *ClientWithResponses) NotifyOrderCompletionWithBodyWithResponse(ctx context.Context, params *NotifyOrderCompletionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*NotifyOrderCompletionHTTPResponse, error) {
 	rsp, err := c.NotifyOrderCompletionWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
@@ -4015,8 +4535,12 @@ func (c *ClientWithResponses) NotifyOrderCompletionWithBodyWithResponse(ctx cont
 //
 // Idempotent on `requestId` (suggested form `orderId_timestamp`): send
 // the same request again after a `U` answer or a network failure.
-// The platform deprecates this API in favour of
-// `/v2/pds/order/notifyOrderChange`; it is kept for compatibility.
+// "This API is no longer maintained. The current functionality
+// remains for compatibility. We recommend using the notifyOrderChange
+// API to notify us of any changes to an order": the platform's words.
+// Use `notifyOrderChange` (`POST /v2/pos/notifyOrderChange`), which
+// completes an order with `orderStatus: COMPLETED` and carries every
+// other change; this one keeps its behaviour.
 //
 // | resultCode | resultStatus | meaning |
 // |---|---|---|
@@ -4033,6 +4557,7 @@ func (c *ClientWithResponses) NotifyOrderCompletionWithBodyWithResponse(ctx cont
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v2/pds/order/notifyOrderCompletion (the `NotifyOrderCompletion` operationId).
+// Deprecated: The platform no longer maintains it; use notifyOrderChange (orderStatus COMPLETED), which carries every change of an order.
 func (c *ClientWithResponses) NotifyOrderCompletionWithResponse(ctx context.Context, params *NotifyOrderCompletionParams, body NotifyOrderCompletionJSONRequestBody, reqEditors ...RequestEditorFn) (*NotifyOrderCompletionHTTPResponse, error) {
 	rsp, err := c.NotifyOrderCompletion(ctx, params, body, reqEditors...)
 	if err != nil {
@@ -4097,6 +4622,114 @@ func (c *ClientWithResponses) InquireOrderDetailWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseInquireOrderDetailHTTPResponse(rsp)
+}
+
+// NotifyOrderChangeWithBodyWithResponse Notify a change of an order
+//
+// **orderhub's role: the D-Store platform.** The POS (or an ISV)
+// tells the platform what changed in an order: its status, the short
+// number shown to the customer, when it is (expected to be) ready, the
+// merchant's delivery status, the refund total. Send only what
+// changed, at least one field besides `requestId` and
+// `requestOrderId`: the fields left out stay as they were.
+//
+// `orderStatus` follows the order journey: forward only
+// (`ACCEPTED` → `PREPARING` → `READY` → `COMPLETED`, steps may be
+// skipped), `REJECTED` only before `ACCEPTED`, `CANCELLED` from any
+// status that is not final. The current status again is a success
+// (the call converges). Once the order is in a final status
+// (`COMPLETED`, `CANCELLED`, `REJECTED`, `ORDER_FAIL`) its
+// `orderStatus`, `shortOrderNumber` and `orderReadyTime` no longer
+// change (the same values again are a success); `deliveryStatus` may
+// still change after `COMPLETED`, and `refundAmount` after any final
+// status. `refundAmount` is the total refunded so far: it never goes
+// down and keeps the currency it was first given.
+//
+// The public reference of this API lists `requestId`,
+// `requestOrderId`, `orderStatus` and `shortOrderNumber`; the rules of
+// `orderReadyTime`, `deliveryStatus` and `refundAmount` (and the
+// result codes besides `SUCCESS` and `UNKNOWN_EXCEPTION`) are
+// orderhub's own, since the public page is cut off there.
+//
+// Idempotent on `requestId` (suggested form `orderId_timestamp`): send
+// the same request again after a `U` answer or a network failure.
+//
+// | resultCode | resultStatus | meaning |
+// |---|---|---|
+// | `SUCCESS` | S | the change is recorded (or was already so) |
+// | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type, or nothing changes |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
+// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+// | `ORDER_STATUS_INVALID` | F | the journey does not allow the status, or the order is final and the field no longer changes |
+// | `PROCESS_FAIL` | F | the refund total goes down, or its currency differs from the one set before |
+// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
+// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v2/pos/notifyOrderChange (the `NotifyOrderChange` operationId).
+func (c *ClientWithResponses) NotifyOrderChangeWithBodyWithResponse(ctx context.Context, params *NotifyOrderChangeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*NotifyOrderChangeHTTPResponse, error) {
+	rsp, err := c.NotifyOrderChangeWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseNotifyOrderChangeHTTPResponse(rsp)
+}
+
+// NotifyOrderChangeWithResponse Notify a change of an order
+//
+// **orderhub's role: the D-Store platform.** The POS (or an ISV)
+// tells the platform what changed in an order: its status, the short
+// number shown to the customer, when it is (expected to be) ready, the
+// merchant's delivery status, the refund total. Send only what
+// changed, at least one field besides `requestId` and
+// `requestOrderId`: the fields left out stay as they were.
+//
+// `orderStatus` follows the order journey: forward only
+// (`ACCEPTED` → `PREPARING` → `READY` → `COMPLETED`, steps may be
+// skipped), `REJECTED` only before `ACCEPTED`, `CANCELLED` from any
+// status that is not final. The current status again is a success
+// (the call converges). Once the order is in a final status
+// (`COMPLETED`, `CANCELLED`, `REJECTED`, `ORDER_FAIL`) its
+// `orderStatus`, `shortOrderNumber` and `orderReadyTime` no longer
+// change (the same values again are a success); `deliveryStatus` may
+// still change after `COMPLETED`, and `refundAmount` after any final
+// status. `refundAmount` is the total refunded so far: it never goes
+// down and keeps the currency it was first given.
+//
+// The public reference of this API lists `requestId`,
+// `requestOrderId`, `orderStatus` and `shortOrderNumber`; the rules of
+// `orderReadyTime`, `deliveryStatus` and `refundAmount` (and the
+// result codes besides `SUCCESS` and `UNKNOWN_EXCEPTION`) are
+// orderhub's own, since the public page is cut off there.
+//
+// Idempotent on `requestId` (suggested form `orderId_timestamp`): send
+// the same request again after a `U` answer or a network failure.
+//
+// | resultCode | resultStatus | meaning |
+// |---|---|---|
+// | `SUCCESS` | S | the change is recorded (or was already so) |
+// | `PARAM_ILLEGAL` | F | a field is missing, too long or of the wrong type, or nothing changes |
+// | `ACCESS_DENIED` | F | unknown or disabled `Client-Id`, or not allowed to call this API |
+// | `INVALID_SIGNATURE` | F | the request's signature does not verify, or `Request-Time` is outside the window |
+// | `ORDER_NOT_EXIST` | F | no order with this `requestOrderId` |
+// | `ORDER_STATUS_INVALID` | F | the journey does not allow the status, or the order is final and the field no longer changes |
+// | `PROCESS_FAIL` | F | the refund total goes down, or its currency differs from the one set before |
+// | `REPEAT_REQ_INCONSISTENT` | F | this `requestId` was already used with a different body |
+// | `REQUEST_TRAFFIC_EXCEED_LIMIT` | F | the caller's or orderhub's rate limit is exceeded; nothing was done, send again later |
+// | `UNKNOWN_EXCEPTION` | U | unknown trouble, or the same `requestId` is still being processed; retry |
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v2/pos/notifyOrderChange (the `NotifyOrderChange` operationId).
+func (c *ClientWithResponses) NotifyOrderChangeWithResponse(ctx context.Context, params *NotifyOrderChangeParams, body NotifyOrderChangeJSONRequestBody, reqEditors ...RequestEditorFn) (*NotifyOrderChangeHTTPResponse, error) {
+	rsp, err := c.NotifyOrderChange(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseNotifyOrderChangeHTTPResponse(rsp)
 }
 
 // ParseGetDocsHTTPResponse parses an HTTP response from a GetDocsWithResponse call
@@ -5112,6 +5745,142 @@ func ParseInquireOrderDetailHTTPResponse(rsp *http.Response) (*InquireOrderDetai
 		response.Headers408 = &headers
 	case rsp.StatusCode == 413:
 		var headers InquireOrderDetailHTTPResponse413Headers
+		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ClientID = &value
+		}
+		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ResponseTime = &value
+		}
+		if values := rsp.Header.Values("Signature"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Signature = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers413 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseNotifyOrderChangeHTTPResponse parses an HTTP response from a NotifyOrderChangeWithResponse call
+func ParseNotifyOrderChangeHTTPResponse(rsp *http.Response) (*NotifyOrderChangeHTTPResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &NotifyOrderChangeHTTPResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NotifyOrderChangeAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers NotifyOrderChangeHTTPResponse200Headers
+		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ClientID = &value
+		}
+		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ResponseTime = &value
+		}
+		if values := rsp.Header.Values("Signature"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Signature = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 408:
+		var headers NotifyOrderChangeHTTPResponse408Headers
+		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ClientID = &value
+		}
+		if values := rsp.Header.Values("Response-Time"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Response-Time", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ResponseTime = &value
+		}
+		if values := rsp.Header.Values("Signature"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Signature", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Signature = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers408 = &headers
+	case rsp.StatusCode == 413:
+		var headers NotifyOrderChangeHTTPResponse413Headers
 		if values := rsp.Header.Values("Client-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Client-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -13,6 +13,36 @@ import (
 	"github.com/orderhub/orderhub/impl/ijson"
 )
 
+// Defines values for ChangedOrderStatus.
+const (
+	ChangedOrderStatusAccepted  ChangedOrderStatus = "ACCEPTED"
+	ChangedOrderStatusCancelled ChangedOrderStatus = "CANCELLED"
+	ChangedOrderStatusCompleted ChangedOrderStatus = "COMPLETED"
+	ChangedOrderStatusPreparing ChangedOrderStatus = "PREPARING"
+	ChangedOrderStatusReady     ChangedOrderStatus = "READY"
+	ChangedOrderStatusRejected  ChangedOrderStatus = "REJECTED"
+)
+
+// Valid indicates whether the value is a known member of the ChangedOrderStatus enum.
+func (e ChangedOrderStatus) Valid() bool {
+	switch e {
+	case ChangedOrderStatusAccepted:
+		return true
+	case ChangedOrderStatusCancelled:
+		return true
+	case ChangedOrderStatusCompleted:
+		return true
+	case ChangedOrderStatusPreparing:
+		return true
+	case ChangedOrderStatusReady:
+		return true
+	case ChangedOrderStatusRejected:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeliveryAuditStatus.
 const (
 	DeliveryAuditStatusAccept DeliveryAuditStatus = "ACCEPT"
@@ -99,6 +129,7 @@ const (
 	ResultCodeOrderNotExist             ResultCode = "ORDER_NOT_EXIST"
 	ResultCodeOrderStatusInvalid        ResultCode = "ORDER_STATUS_INVALID"
 	ResultCodeParamIllegal              ResultCode = "PARAM_ILLEGAL"
+	ResultCodeProcessFail               ResultCode = "PROCESS_FAIL"
 	ResultCodeRepeatReqInconsistent     ResultCode = "REPEAT_REQ_INCONSISTENT"
 	ResultCodeRequestTrafficExceedLimit ResultCode = "REQUEST_TRAFFIC_EXCEED_LIMIT"
 	ResultCodeSuccess                   ResultCode = "SUCCESS"
@@ -119,6 +150,8 @@ func (e ResultCode) Valid() bool {
 	case ResultCodeOrderStatusInvalid:
 		return true
 	case ResultCodeParamIllegal:
+		return true
+	case ResultCodeProcessFail:
 		return true
 	case ResultCodeRepeatReqInconsistent:
 		return true
@@ -154,6 +187,19 @@ func (e ResultStatus) Valid() bool {
 	}
 }
 
+// Amount An amount of money, as Ant's APIs write it.
+type Amount struct {
+	// Currency The ISO 4217 currency code, such as `SGD`.
+	//
+	// Example: SGD
+	Currency string `json:"currency"`
+
+	// Value The amount in the currency's minor units (cents for `SGD`), a non-negative whole number written as a string.
+	//
+	// Example: 1250
+	Value string `json:"value"`
+}
+
 // AnswerNotExist defines model for AnswerNotExist.
 type AnswerNotExist struct {
 	// Result No answer is stored. `ANSWER_NOT_EXIST` is the operator API's own
@@ -164,6 +210,9 @@ type AnswerNotExist struct {
 // AnswerNotExistResult No answer is stored. `ANSWER_NOT_EXIST` is the operator API's own
 // code, not one of the partner result codes (ResultCode).
 type AnswerNotExistResult = Result
+
+// ChangedOrderStatus The statuses notifyOrderChange sets (the order journey decides which move is allowed); `ORDER_SUCCESS` and `ORDER_FAIL` are not among them.
+type ChangedOrderStatus string
 
 // DeliveryAudit defines model for DeliveryAudit.
 type DeliveryAudit struct {
@@ -184,6 +233,11 @@ type DeliveryAuditList struct {
 
 // DeliveryAuditStatus `ACCEPT` the delivery documents are accepted; `REJECT` they are rejected.
 type DeliveryAuditStatus string
+
+// DeliveryStatus The merchant's own delivery status, free text (the platform names no values).
+//
+// Example: OUT_FOR_DELIVERY
+type DeliveryStatus = string
 
 // ErrorResponse defines model for ErrorResponse.
 type ErrorResponse struct {
@@ -322,6 +376,45 @@ type NotifyDeliveryAuditResultRequest struct {
 // NotifyDeliveryAuditResultResult The outcome of notifyDeliveryAuditResult, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
 type NotifyDeliveryAuditResultResult = Result
 
+// NotifyOrderChangeAnswer defines model for NotifyOrderChangeAnswer.
+type NotifyOrderChangeAnswer struct {
+	// Result The outcome of notifyOrderChange, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
+	Result NotifyOrderChangeResult `json:"result"`
+}
+
+// NotifyOrderChangeRequest The ids and at least one change; a body with the ids alone is `PARAM_ILLEGAL`.
+type NotifyOrderChangeRequest struct {
+	// DeliveryStatus The merchant's own delivery status, free text (the platform names no values).
+	//
+	// Example: OUT_FOR_DELIVERY
+	DeliveryStatus *DeliveryStatus `json:"deliveryStatus,omitempty"`
+
+	// OrderReadyTime When the order is (expected to be) ready, ISO 8601 with its offset, such as `2024-06-01T08:35:00+08:00`.
+	//
+	// Example: 2024-06-01T08:35:00+08:00
+	OrderReadyTime *OrderReadyTime `json:"orderReadyTime,omitempty"`
+
+	// OrderStatus The statuses notifyOrderChange sets (the order journey decides which move is allowed); `ORDER_SUCCESS` and `ORDER_FAIL` are not among them.
+	OrderStatus *ChangedOrderStatus `json:"orderStatus,omitempty"`
+
+	// RefundAmount An amount of money, as Ant's APIs write it.
+	RefundAmount *Amount `json:"refundAmount,omitempty"`
+
+	// RequestID The idempotency key of this notification; suggested form `orderId_timestamp`.
+	RequestID string `json:"requestId"`
+
+	// RequestOrderID The D-Store order id.
+	RequestOrderID string `json:"requestOrderId"`
+
+	// ShortOrderNumber The number shown to the customer to pick the order up.
+	//
+	// Example: A-042
+	ShortOrderNumber *ShortOrderNumber `json:"shortOrderNumber,omitempty"`
+}
+
+// NotifyOrderChangeResult The outcome of notifyOrderChange, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
+type NotifyOrderChangeResult = Result
+
 // NotifyOrderCompletionAnswer defines model for NotifyOrderCompletionAnswer.
 type NotifyOrderCompletionAnswer struct {
 	// Result The outcome of notifyOrderCompletion, with exactly the result codes it answers with. Act on `resultStatus`; a code not listed here is handled by its status.
@@ -344,8 +437,18 @@ type NotifyOrderCompletionResult = Result
 type Order struct {
 	CreatedAt time.Time `json:"createdAt"`
 
+	// DeliveryStatus The merchant's own delivery status, free text (the platform names no values).
+	//
+	// Example: OUT_FOR_DELIVERY
+	DeliveryStatus *DeliveryStatus `json:"deliveryStatus,omitempty"`
+
 	// ExtendInfo Free-form extra information about the order, at most 2048 characters serialised as JSON.
 	ExtendInfo *ExtendInfo `json:"extendInfo,omitempty"`
+
+	// OrderReadyTime When the order is (expected to be) ready, ISO 8601 with its offset, such as `2024-06-01T08:35:00+08:00`.
+	//
+	// Example: 2024-06-01T08:35:00+08:00
+	OrderReadyTime *OrderReadyTime `json:"orderReadyTime,omitempty"`
 
 	// OrderStatus | status | final | meaning |
 	// |---|---|---|
@@ -357,11 +460,24 @@ type Order struct {
 	// | `CANCELLED` | yes | cancelled |
 	// | `REJECTED` | yes | the merchant rejected it |
 	// | `ORDER_FAIL` | yes | system issue or fulfilment failure |
-	OrderStatus    OrderStatus `json:"orderStatus"`
-	PosOrderID     string      `json:"posOrderId"`
-	RequestOrderID string      `json:"requestOrderId"`
-	UpdatedAt      time.Time   `json:"updatedAt"`
+	OrderStatus OrderStatus `json:"orderStatus"`
+	PosOrderID  string      `json:"posOrderId"`
+
+	// RefundAmount An amount of money, as Ant's APIs write it.
+	RefundAmount   *Amount `json:"refundAmount,omitempty"`
+	RequestOrderID string  `json:"requestOrderId"`
+
+	// ShortOrderNumber The number shown to the customer to pick the order up.
+	//
+	// Example: A-042
+	ShortOrderNumber *ShortOrderNumber `json:"shortOrderNumber,omitempty"`
+	UpdatedAt        time.Time         `json:"updatedAt"`
 }
+
+// OrderReadyTime When the order is (expected to be) ready, ISO 8601 with its offset, such as `2024-06-01T08:35:00+08:00`.
+//
+// Example: 2024-06-01T08:35:00+08:00
+type OrderReadyTime = time.Time
 
 // OrderStatus | status | final | meaning |
 // |---|---|---|
@@ -394,8 +510,18 @@ type PublicKeys struct {
 
 // PutOrderRequest defines model for PutOrderRequest.
 type PutOrderRequest struct {
+	// DeliveryStatus The merchant's own delivery status, free text (the platform names no values).
+	//
+	// Example: OUT_FOR_DELIVERY
+	DeliveryStatus *DeliveryStatus `json:"deliveryStatus,omitempty"`
+
 	// ExtendInfo Free-form extra information about the order, at most 2048 characters serialised as JSON.
 	ExtendInfo *ExtendInfo `json:"extendInfo,omitempty"`
+
+	// OrderReadyTime When the order is (expected to be) ready, ISO 8601 with its offset, such as `2024-06-01T08:35:00+08:00`.
+	//
+	// Example: 2024-06-01T08:35:00+08:00
+	OrderReadyTime *OrderReadyTime `json:"orderReadyTime,omitempty"`
 
 	// OrderStatus | status | final | meaning |
 	// |---|---|---|
@@ -411,6 +537,14 @@ type PutOrderRequest struct {
 
 	// PosOrderID The POS provider's order id.
 	PosOrderID string `json:"posOrderId"`
+
+	// RefundAmount An amount of money, as Ant's APIs write it.
+	RefundAmount *Amount `json:"refundAmount,omitempty"`
+
+	// ShortOrderNumber The number shown to the customer to pick the order up.
+	//
+	// Example: A-042
+	ShortOrderNumber *ShortOrderNumber `json:"shortOrderNumber,omitempty"`
 }
 
 // Result The outcome of a call.
@@ -436,6 +570,11 @@ type ResultCode string
 
 // ResultStatus `S` success, `F` failure (final), `U` unknown (retry).
 type ResultStatus string
+
+// ShortOrderNumber The number shown to the customer to pick the order up.
+//
+// Example: A-042
+type ShortOrderNumber = string
 
 // StoredAnswer A notification's answer as orderhub stored it, and sends again to every repeat.
 type StoredAnswer struct {
@@ -518,6 +657,15 @@ type InquireOrderDetailParams struct {
 	XRequestID *XRequestID `json:"X-Request-Id,omitempty"`
 }
 
+// NotifyOrderChangeParams defines parameters for NotifyOrderChange.
+type NotifyOrderChangeParams struct {
+	// XRequestID The caller's id for this request, for tracing; echoed in the response
+	// and named in orderhub's logs. Without one, or with one that is not
+	// 1 to 128 visible ASCII characters, orderhub makes one; one longer
+	// than 1024 characters breaks this contract (`PARAM_ILLEGAL`).
+	XRequestID *XRequestID `json:"X-Request-Id,omitempty"`
+}
+
 // AddFaultRuleJSONRequestBody defines body for AddFaultRule for application/json ContentType.
 type AddFaultRuleJSONRequestBody = NewFaultRule
 
@@ -528,10 +676,15 @@ type PutOrderJSONRequestBody = PutOrderRequest
 type NotifyDeliveryAuditResultJSONRequestBody = NotifyDeliveryAuditResultRequest
 
 // NotifyOrderCompletionJSONRequestBody defines body for NotifyOrderCompletion for application/json ContentType.
+//
+// Deprecated: The platform no longer maintains it; use notifyOrderChange (orderStatus COMPLETED), which carries every change of an order.
 type NotifyOrderCompletionJSONRequestBody = NotifyOrderCompletionRequest
 
 // InquireOrderDetailJSONRequestBody defines body for InquireOrderDetail for application/json ContentType.
 type InquireOrderDetailJSONRequestBody = InquireOrderDetailRequest
+
+// NotifyOrderChangeJSONRequestBody defines body for NotifyOrderChange for application/json ContentType.
+type NotifyOrderChangeJSONRequestBody = NotifyOrderChangeRequest
 
 // Getter for additional properties for InquireOrderDetailRequest. Returns the specified
 // element and whether it was found

@@ -46,10 +46,15 @@ type ServerInterface interface {
 	NotifyDeliveryAuditResult(ctx echo.Context, params NotifyDeliveryAuditResultParams) error
 	// NotifyOrderCompletion Notify that an order is completed
 	// (POST /v2/pds/order/notifyOrderCompletion)
+	//
+	// Deprecated: The platform no longer maintains it; use notifyOrderChange (orderStatus COMPLETED), which carries every change of an order.
 	NotifyOrderCompletion(ctx echo.Context, params NotifyOrderCompletionParams) error
 	// InquireOrderDetail Inquire the details of an order
 	// (POST /v2/pos/inquireOrderDetail)
 	InquireOrderDetail(ctx echo.Context, params InquireOrderDetailParams) error
+	// NotifyOrderChange Notify a change of an order
+	// (POST /v2/pos/notifyOrderChange)
+	NotifyOrderChange(ctx echo.Context, params NotifyOrderChangeParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -267,6 +272,35 @@ func (w *ServerInterfaceWrapper) InquireOrderDetail(ctx echo.Context) error {
 	return err
 }
 
+// NotifyOrderChange converts echo context to params.
+func (w *ServerInterfaceWrapper) NotifyOrderChange(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params NotifyOrderChangeParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Request-Id" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Request-Id")]; found {
+		var XRequestID XRequestID
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Request-Id, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", valueList[0], &XRequestID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Request-Id: %s", err))
+		}
+
+		params.XRequestID = &XRequestID
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.NotifyOrderChange(ctx, params)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -315,6 +349,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	}
 
 	router.POST(options.BaseURL+"/v2/pds/order/notifyOrderCompletion", wrapper.NotifyOrderCompletion, options.OperationMiddlewares["notifyOrderCompletion"]...)
+	router.POST(options.BaseURL+"/v2/pos/notifyOrderChange", wrapper.NotifyOrderChange, options.OperationMiddlewares["notifyOrderChange"]...)
 	router.POST(options.BaseURL+"/v2/pos/inquireOrderDetail", wrapper.InquireOrderDetail, options.OperationMiddlewares["inquireOrderDetail"]...)
 	router.POST(options.BaseURL+"/v1/delivery/notifyDeliveryAuditResult", wrapper.NotifyDeliveryAuditResult, options.OperationMiddlewares["notifyDeliveryAuditResult"]...)
 	router.GET(options.BaseURL+"/ops/orders/:requestOrderId", wrapper.GetOrder, options.OperationMiddlewares["getOrder"]...)
@@ -1278,6 +1313,97 @@ func (response InquireOrderDetail413JSONResponse) VisitInquireOrderDetailRespons
 	return err
 }
 
+type NotifyOrderChangeRequestObject struct {
+	Params NotifyOrderChangeParams
+	Body   *NotifyOrderChangeJSONRequestBody
+}
+
+type NotifyOrderChangeResponseObject interface {
+	VisitNotifyOrderChangeResponse(w http.ResponseWriter) error
+}
+
+type NotifyOrderChange200ResponseHeaders struct {
+	ClientID     *string
+	ResponseTime *string
+	Signature    *string
+	XRequestID   string
+}
+
+type NotifyOrderChange200JSONResponse struct {
+	Body    NotifyOrderChangeAnswer
+	Headers NotifyOrderChange200ResponseHeaders
+}
+
+func (response NotifyOrderChange200JSONResponse) VisitNotifyOrderChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ClientID != nil {
+		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
+	}
+	if response.Headers.ResponseTime != nil {
+		w.Header().Set("Response-Time", fmt.Sprint(*response.Headers.ResponseTime))
+	}
+	if response.Headers.Signature != nil {
+		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
+	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type NotifyOrderChange408JSONResponse struct{ RequestTimeoutJSONResponse }
+
+func (response NotifyOrderChange408JSONResponse) VisitNotifyOrderChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ClientID != nil {
+		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
+	}
+	if response.Headers.ResponseTime != nil {
+		w.Header().Set("Response-Time", fmt.Sprint(*response.Headers.ResponseTime))
+	}
+	if response.Headers.Signature != nil {
+		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
+	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
+	w.WriteHeader(408)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type NotifyOrderChange413JSONResponse struct{ BodyTooLargeJSONResponse }
+
+func (response NotifyOrderChange413JSONResponse) VisitNotifyOrderChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ClientID != nil {
+		w.Header().Set("Client-Id", fmt.Sprint(*response.Headers.ClientID))
+	}
+	if response.Headers.ResponseTime != nil {
+		w.Header().Set("Response-Time", fmt.Sprint(*response.Headers.ResponseTime))
+	}
+	if response.Headers.Signature != nil {
+		w.Header().Set("Signature", fmt.Sprint(*response.Headers.Signature))
+	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestID))
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetStoredAnswer Read what orderhub answered a notification
@@ -1309,10 +1435,15 @@ type StrictServerInterface interface {
 	NotifyDeliveryAuditResult(ctx context.Context, request NotifyDeliveryAuditResultRequestObject) (NotifyDeliveryAuditResultResponseObject, error)
 	// NotifyOrderCompletion Notify that an order is completed
 	// (POST /v2/pds/order/notifyOrderCompletion)
+	//
+	// Deprecated: The platform no longer maintains it; use notifyOrderChange (orderStatus COMPLETED), which carries every change of an order.
 	NotifyOrderCompletion(ctx context.Context, request NotifyOrderCompletionRequestObject) (NotifyOrderCompletionResponseObject, error)
 	// InquireOrderDetail Inquire the details of an order
 	// (POST /v2/pos/inquireOrderDetail)
 	InquireOrderDetail(ctx context.Context, request InquireOrderDetailRequestObject) (InquireOrderDetailResponseObject, error)
+	// NotifyOrderChange Notify a change of an order
+	// (POST /v2/pos/notifyOrderChange)
+	NotifyOrderChange(ctx context.Context, request NotifyOrderChangeRequestObject) (NotifyOrderChangeResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -1705,6 +1836,54 @@ func (sh *strictHandler) InquireOrderDetail(ctx echo.Context, params InquireOrde
 		return err
 	} else if validResponse, ok := response.(InquireOrderDetailResponseObject); ok {
 		return validResponse.VisitInquireOrderDetailResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// NotifyOrderChange operation middleware
+func (sh *strictHandler) NotifyOrderChange(ctx echo.Context, params NotifyOrderChangeParams) error {
+	var request NotifyOrderChangeRequestObject
+
+	request.Params = params
+
+	var body NotifyOrderChangeJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.NotifyOrderChange(ctx.Request().Context(), request.(NotifyOrderChangeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "NotifyOrderChange")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(NotifyOrderChangeResponseObject); ok {
+		return validResponse.VisitNotifyOrderChangeResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

@@ -39,8 +39,13 @@ type Order struct {
 	PosOrderID     string          `json:"posOrderId"`
 	Status         OrderStatus     `json:"orderStatus"`
 	ExtendInfo     json.RawMessage `json:"extendInfo,omitempty"`
-	CreatedAt      time.Time       `json:"createdAt"`
-	UpdatedAt      time.Time       `json:"updatedAt"`
+	// What the POS tells the platform besides the status (notifyOrderChange).
+	ShortOrderNumber string     `json:"shortOrderNumber,omitempty"`
+	ReadyTime        *time.Time `json:"orderReadyTime,omitempty"` // with the offset it was given in
+	DeliveryStatus   string     `json:"deliveryStatus,omitempty"`
+	Refunded         *Amount    `json:"refundAmount,omitempty"` // the refund total so far
+	CreatedAt        time.Time  `json:"createdAt"`
+	UpdatedAt        time.Time  `json:"updatedAt"`
 	// Version counts the writes of the order: 0 means never stored. Stores
 	// use it for optimistic concurrency.
 	Version int64 `json:"version"`

@@ -58,3 +58,7 @@ func (a *answer) VisitInquireOrderDetailResponse(w http.ResponseWriter) error {
 func (a *answer) VisitNotifyDeliveryAuditResultResponse(w http.ResponseWriter) error {
 	return a.write(w)
 }
+
+func (a *answer) VisitNotifyOrderChangeResponse(w http.ResponseWriter) error {
+	return a.write(w)
+}

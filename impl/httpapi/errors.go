@@ -55,6 +55,8 @@ func usualMessage(code models.ResultCode) string {
 		return "The order status does not allow this change."
 	case models.ResultCodeRepeatReqInconsistent:
 		return "The requestId was already used with a different request body."
+	case models.ResultCodeProcessFail:
+		return "The business process failed."
 	case models.ResultCodeUnknownException:
 		return msgUnknownException
 	}
@@ -134,6 +136,8 @@ func outcomeOf(err error) (o outcome, known bool) {
 		return usual(models.ResultCodeOrderNotExist, http.StatusNotFound), true
 	case errors.Is(err, domain.ErrOrderStatusInvalid):
 		return usual(models.ResultCodeOrderStatusInvalid, http.StatusConflict), true
+	case errors.Is(err, domain.ErrRefundDecrease), errors.Is(err, domain.ErrRefundCurrency):
+		return f(models.ResultCodeProcessFail, err.Error(), http.StatusConflict), true
 	case errors.Is(err, store.ErrRequestMismatch):
 		return usual(models.ResultCodeRepeatReqInconsistent, http.StatusConflict), true
 	case errors.Is(err, store.ErrInProgress):

@@ -28,6 +28,7 @@ var fuzzPaths = []string{
 	"/v2/pds/order/notifyOrderCompletion",
 	"/v2/pos/inquireOrderDetail",
 	"/v1/delivery/notifyDeliveryAuditResult",
+	"/v2/pos/notifyOrderChange",
 }
 
 // fuzzBodyLimit is small, so that the fuzzer reaches the 413 answer.
@@ -157,6 +158,10 @@ func FuzzRequest(f *testing.F) {
 		{modeSign, 2, "POST", "", "", "", "", "application/json", `{"requestId":"r5","tradeId":"t","deliveryBatchId":"b","deliveryAuditStatus":"REJECT","n":1e400}`},
 		{modeSign | modeTwoCT, 2, "POST", "", "", "", "", "application/json", `{"requestId":"r6\ud800","tradeId":"t","deliveryBatchId":"b","deliveryAuditStatus":"ACCEPT"}`},
 		{modeSign, 0, "POST", "", "", "", "", "text/plain", `{"requestId":"r7","requestOrderId":"o-open"}`},
+		{modeSign, 6, "POST", "", "", "", "", "application/json", `{"requestId":"r9","requestOrderId":"o-open","orderStatus":"READY","refundAmount":{"currency":"SGD","value":"100"}}`},
+		{modeSign, 6, "POST", "", "", "", "", "application/json", `{"requestId":"r10","requestOrderId":"o-cancelled","deliveryStatus":"X","orderReadyTime":"2024-06-01T08:35:00+08:00"}`},
+		{modeSign, 6, "POST", "", "", "", "", "application/json", `{"requestId":"r11","requestOrderId":"o-open","refundAmount":{"currency":"sgd","value":"-1"}}`},
+		{modeSign, 6, "POST", "", "", "", "", "application/json", `{"requestId":"r12","requestOrderId":"o-open"}`},
 		{modeSign, 1, "POST", "", "", "", "", "application/json", "{\"requestOrderId\":\"o\xff\"}"},
 		{modeSign, 1, "POST", "", "", "", "", "application/json", `{"requestOrderId":`},
 		{modeSign, 1, "POST", "", "", "", "", "application/json", strings.Repeat(" ", fuzzBodyLimit+1)},
@@ -214,19 +219,25 @@ func FuzzRequest(f *testing.F) {
 	})
 }
 
-// fuzzTarget builds the request target: a partner path (0-2), an operator
-// path with suffix as its id (3, 4), or a partner path followed by suffix
-// (5: queries, unknown paths).
+// fuzzTarget builds the request target: a partner path (0-2, then 6 on
+// for the partner operations added later), an operator path with suffix as
+// its id (3, 4), or a partner path followed by suffix (5: queries, unknown
+// paths). The numbers stay put as operations are added, so the committed
+// corpus keeps its meaning.
 func fuzzTarget(pathSel uint8, suffix string) (target string, ops bool) {
-	switch n := int(pathSel) % 6; n {
-	case 0, 1, 2:
-		return fuzzPaths[n], false
+	span := len(fuzzPaths) + 3
+	switch n := int(pathSel) % span; n {
 	case 3:
 		return "/ops/orders/" + suffix, true
 	case 4:
 		return "/ops/trades/" + suffix + "/deliveryAudits", true
+	case 5:
+		return fuzzPaths[int(pathSel)/span%len(fuzzPaths)] + suffix, false
 	default:
-		return fuzzPaths[int(pathSel/6)%len(fuzzPaths)] + suffix, false
+		if n > 5 {
+			n -= 3
+		}
+		return fuzzPaths[n], false
 	}
 }
 

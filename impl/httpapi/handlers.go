@@ -60,6 +60,44 @@ func (h *handlers) NotifyOrderCompletion(ctx context.Context, req server.NotifyO
 	return a, nil
 }
 
+// NotifyOrderChange applies what the partner says changed in an order
+// under the journey and refund rules (domain.Order.Apply); idempotent on
+// requestId, its write is committed with the answer.
+func (h *handlers) NotifyOrderChange(ctx context.Context, req server.NotifyOrderChangeRequestObject) (server.NotifyOrderChangeResponseObject, error) {
+	b := req.Body
+	change := domain.Change{
+		ShortOrderNumber: b.ShortOrderNumber,
+		ReadyTime:        b.OrderReadyTime,
+		DeliveryStatus:   b.DeliveryStatus,
+		Refunded:         amountIn(b.RefundAmount),
+	}
+	if b.OrderStatus != nil {
+		s := domain.OrderStatus(*b.OrderStatus)
+		change.Status = &s
+	}
+	if change.Empty() {
+		return nil, &paramError{"body: names no change; send at least one of orderStatus, shortOrderNumber, orderReadyTime, deliveryStatus, refundAmount"}
+	}
+	key := store.Key{RequestID: b.RequestID, Scope: store.ScopeOrder, ScopeID: b.RequestOrderID}
+	a, err := runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyOrderChangeAnswer, store.Effect, error) {
+		answer := models.NotifyOrderChangeAnswer{Result: success()}
+		o, err := h.st.GetOrder(ctx, b.RequestOrderID)
+		if err != nil {
+			return answer, nil, err
+		}
+		next, changed, err := o.Apply(change)
+		if err != nil || !changed {
+			return answer, nil, err // a refusal, or it converges: nothing to write
+		}
+		next.UpdatedAt = h.now().UTC()
+		return answer, store.PutOrderEffect{Order: next, Retention: h.finalRetention}, nil
+	})
+	if err != nil {
+		return nil, err // not a nil *answer in a non-nil interface
+	}
+	return a, nil
+}
+
 // InquireOrderDetail answers D-Store with the order's current state.
 func (h *handlers) InquireOrderDetail(ctx context.Context, req server.InquireOrderDetailRequestObject) (server.InquireOrderDetailResponseObject, error) {
 	o, err := h.st.GetOrder(ctx, req.Body.RequestOrderID)
@@ -128,7 +166,10 @@ func (h *handlers) PutOrder(ctx context.Context, req server.PutOrderRequestObjec
 		case !domain.CanMove(o.Status, domain.OrderStatus(req.Body.OrderStatus)):
 			return nil, domain.ErrOrderStatusInvalid
 		}
-		o.PosOrderID, o.Status, o.ExtendInfo, o.UpdatedAt = req.Body.PosOrderID, domain.OrderStatus(req.Body.OrderStatus), info, now
+		b := req.Body
+		o.PosOrderID, o.Status, o.ExtendInfo, o.UpdatedAt = b.PosOrderID, domain.OrderStatus(b.OrderStatus), info, now
+		// PUT replaces: a field left out is cleared.
+		o.ShortOrderNumber, o.ReadyTime, o.DeliveryStatus, o.Refunded = deref(b.ShortOrderNumber), b.OrderReadyTime, deref(b.DeliveryStatus), amountIn(b.RefundAmount)
 		stored, err := h.st.PutOrderRetained(ctx, o, h.finalRetention)
 		if errors.Is(err, store.ErrConflict) && attempt < maxConflictRetries {
 			continue // written meanwhile: judge the journey again on fresh state
@@ -168,14 +209,33 @@ func (h *handlers) ListDeliveryAudits(ctx context.Context, req server.ListDelive
 }
 
 func orderOut(o domain.Order) models.Order {
-	return models.Order{
+	out := models.Order{
 		RequestOrderID: o.RequestOrderID,
 		PosOrderID:     o.PosOrderID,
 		OrderStatus:    models.OrderStatus(o.Status),
 		ExtendInfo:     extendInfoOut(o.ExtendInfo),
+		OrderReadyTime: o.ReadyTime,
 		CreatedAt:      o.CreatedAt,
 		UpdatedAt:      o.UpdatedAt,
 	}
+	if o.ShortOrderNumber != "" {
+		out.ShortOrderNumber = &o.ShortOrderNumber
+	}
+	if o.DeliveryStatus != "" {
+		out.DeliveryStatus = &o.DeliveryStatus
+	}
+	if r := o.Refunded; r != nil {
+		out.RefundAmount = &models.Amount{Currency: r.Currency, Value: r.Value}
+	}
+	return out
+}
+
+// amountIn is the contract's amount as the domain's.
+func amountIn(a *models.Amount) *domain.Amount {
+	if a == nil {
+		return nil
+	}
+	return &domain.Amount{Currency: a.Currency, Value: a.Value}
 }
 
 // extendInfoIn checks what the contract's schema cannot say of extendInfo:

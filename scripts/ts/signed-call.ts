@@ -70,3 +70,15 @@ const example: AuditRequest = {
   deliveryAuditStatus: "ACCEPT",
 };
 export { example };
+
+// A notifyOrderChange body as a POS builds it: the types hold the amount's
+// shape (minor units as a string) and the statuses this API sets.
+type ChangeRequest = components["schemas"]["NotifyOrderChangeRequest"];
+export function readyWithRefund(requestOrderId: string, refundedMinorUnits: string): ChangeRequest {
+  return {
+    requestId: `${requestOrderId}_${Date.now()}`,
+    requestOrderId,
+    orderStatus: "READY",
+    refundAmount: { currency: "SGD", value: refundedMinorUnits },
+  };
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/orderhub/orderhub/generated/models"
 	"github.com/orderhub/orderhub/tests/conformance"
 )
 
@@ -96,6 +97,31 @@ func partnerOps() map[string]partnerOp {
 				{name: "Redis down", request: "inquire", setup: putExampleOrder, fault: stopRedis, status: 200, response: "unknownException"},
 				{name: "too large", body: oversized, status: 413, response: "tooLarge"},
 				{name: "too slow", request: "inquire", slow: true, status: 408, response: "tooSlow"},
+			},
+		},
+		"notifyOrderChange": {
+			path: pathChange,
+			send: func(e *env, b []byte) reply { return e.call(opChange, rawBody{"application/json", string(b)}) },
+			scenarios: []exampleScenario{
+				{name: "preparing", request: "preparing", setup: putExampleOrder, status: 200, response: "success", exact: seedAnswer},
+				{name: "refund", request: "refund", setup: putExampleOrder, status: 200, response: "success"},
+				{
+					name: "refund total down", request: "refund",
+					setup: func(t *testing.T, e *env, doc *openapi3.T) {
+						t.Helper()
+						putExampleOrder(t, e, doc)
+						more := models.NotifyOrderChangeRequest{RequestID: uid("req"), RequestOrderID: seedOrderID, RefundAmount: &models.Amount{Currency: "SGD", Value: "2000"}}
+						if r := e.call(opChange, more); statusOf(r.body) != "S" {
+							t.Fatalf("first refund: %v", r)
+						}
+					},
+					status: 200, response: "refundDown",
+				},
+				{name: "backwards", request: "backwards", setup: putExampleOrder, status: 200, response: "orderStatusInvalid"},
+				{name: "unknown order", request: "unknownOrder", status: 200, response: "orderNotExist"},
+				{name: "Redis down", request: "preparing", setup: putExampleOrder, fault: stopRedis, status: 200, response: "unknownException"},
+				{name: "too large", body: oversized, status: 413, response: "tooLarge"},
+				{name: "too slow", request: "preparing", slow: true, status: 408, response: "tooSlow"},
 			},
 		},
 		"notifyDeliveryAuditResult": {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/orderhub/orderhub/generated/models"
+	"github.com/orderhub/orderhub/openapi"
+	"github.com/orderhub/orderhub/tests/testkit"
 )
 
 // faultEnvs runs test on orderhub with fault rules on, over the in-memory
@@ -68,6 +70,22 @@ func (e *env) metric(series string) float64 {
 		}
 	}
 	return 0
+}
+
+// idempotentOps are the contract's notifications, sorted.
+func idempotentOps(t *testing.T) []string {
+	t.Helper()
+	cat, err := openapi.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, op := range cat.Operations() {
+		if op.Idempotent {
+			ids = append(ids, op.ID)
+		}
+	}
+	return ids
 }
 
 // audit is a notifyDeliveryAuditResult body accepting batch B-1.
@@ -281,7 +299,7 @@ func TestFaultRulesAreChecked(t *testing.T) {
 		msg  string
 	}{
 		"operator operation": {models.NewFaultRule{Operation: "putOrder", Action: models.FaultActionDropBeforeProcessing},
-			"operation: not a partner operation; one of inquireOrderDetail, notifyDeliveryAuditResult, notifyOrderCompletion"},
+			"operation: not a partner operation; one of " + strings.Join(testkit.PartnerOperations(t), ", ")},
 		"field the operation lacks": {models.NewFaultRule{Operation: opCompletion.id, Action: models.FaultActionDropBeforeProcessing, Match: &models.FaultMatch{TradeID: ptr("t1")}},
 			"match.tradeId: notifyOrderCompletion has no tradeId"},
 		"code the operation does not answer": {models.NewFaultRule{Operation: opInquire.id, Action: models.FaultActionAnswer, ResultCode: ptr(models.ResultCodeRepeatReqInconsistent)},

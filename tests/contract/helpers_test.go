@@ -41,6 +41,7 @@ const (
 	pathCompletion = "/v2/pds/order/notifyOrderCompletion"
 	pathInquire    = "/v2/pos/inquireOrderDetail"
 	pathAudit      = "/v1/delivery/notifyDeliveryAuditResult"
+	pathChange     = "/v2/pos/notifyOrderChange"
 
 	msgUnknown = "An API calling is failed, which is caused by unknown reasons."
 
@@ -397,6 +398,7 @@ type partnerOperation struct {
 
 var (
 	opCompletion = partnerOperation{"notifyOrderCompletion", func(ctx context.Context, e *env, contentType string, body io.Reader, editors []client.RequestEditorFn) (reply, error) {
+		//lint:ignore SA1019 deprecated by the platform, still served: its behaviour is tested
 		res, err := e.c.NotifyOrderCompletionWithBodyWithResponse(ctx, nil, contentType, body, editors...)
 		if err != nil {
 			return reply{}, err
@@ -405,6 +407,13 @@ var (
 	}}
 	opInquire = partnerOperation{"inquireOrderDetail", func(ctx context.Context, e *env, contentType string, body io.Reader, editors []client.RequestEditorFn) (reply, error) {
 		res, err := e.c.InquireOrderDetailWithBodyWithResponse(ctx, nil, contentType, body, editors...)
+		if err != nil {
+			return reply{}, err
+		}
+		return reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}, nil
+	}}
+	opChange = partnerOperation{"notifyOrderChange", func(ctx context.Context, e *env, contentType string, body io.Reader, editors []client.RequestEditorFn) (reply, error) {
+		res, err := e.c.NotifyOrderChangeWithBodyWithResponse(ctx, nil, contentType, body, editors...)
 		if err != nil {
 			return reply{}, err
 		}

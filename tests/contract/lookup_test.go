@@ -116,7 +116,7 @@ func TestStoredAnswerLookup(t *testing.T) {
 					res := e.lookup(op, e.clientID, "r1")
 					r := reply{res.StatusCode(), res.HTTPResponse.Header, res.Body}
 					got := r.wantResult(t, http.StatusBadRequest, models.ResultStatusFailure, "PARAM_ILLEGAL")
-					if want := "one of notifyDeliveryAuditResult, notifyOrderCompletion"; !strings.Contains(got.ResultMessage, want) {
+					if want := "one of " + strings.Join(idempotentOps(t), ", "); !strings.Contains(got.ResultMessage, want) {
 						t.Errorf("operation %q: resultMessage %q does not list %q", op, got.ResultMessage, want)
 					}
 				}

@@ -45,7 +45,7 @@ const (
 	suffixB           = "-b"            // every operation, the alt key
 	suffixDisabled    = "-disabled"     // every operation, the client key, disabled
 	suffixInquireOnly = "-inquire-only" // inquireOrderDetail only, the client key
-	suffixNotifyOnly  = "-notify-only"  // the two notifications only, the client key
+	suffixNotifyOnly  = "-notify-only"  // the notifications only, the client key
 )
 
 func securityRegistry(t testing.TB, id string, k testKeys, ops []string) []clients.Entry {
@@ -55,7 +55,7 @@ func securityRegistry(t testing.TB, id string, k testKeys, ops []string) []clien
 		{ClientID: id + suffixB, Operations: ops, Keys: v1(k.alt)},
 		{ClientID: id + suffixDisabled, Disabled: true, Operations: ops, Keys: v1(k.client)},
 		{ClientID: id + suffixInquireOnly, Operations: []string{"inquireOrderDetail"}, Keys: v1(k.client)},
-		{ClientID: id + suffixNotifyOnly, Operations: []string{"notifyDeliveryAuditResult", "notifyOrderCompletion"}, Keys: v1(k.client)},
+		{ClientID: id + suffixNotifyOnly, Operations: []string{"notifyDeliveryAuditResult", "notifyOrderChange", "notifyOrderCompletion"}, Keys: v1(k.client)},
 	}
 }
 
@@ -92,6 +92,16 @@ func secOps() []secOp {
 				id := e.newOrder(models.OrderStatusAccepted)
 				v := e.version(id)
 				return mustJSON(t, models.InquireOrderDetailRequest{RequestOrderID: id}), func() bool { return e.version(id) != v }
+			},
+		},
+		{
+			id: "notifyOrderChange", path: pathChange, otherPath: pathInquire, writes: true,
+			allowedOnly: suffixNotifyOnly, notAllowed: suffixInquireOnly,
+			prepare: func(t *testing.T, e *env) ([]byte, func() bool) {
+				id := e.newOrder(models.OrderStatusAccepted)
+				status := models.ChangedOrderStatusPreparing
+				body := mustJSON(t, models.NotifyOrderChangeRequest{RequestID: uid("req"), RequestOrderID: id, OrderStatus: &status})
+				return body, func() bool { return e.orderStatus(id) != models.OrderStatusAccepted }
 			},
 		},
 		{

@@ -214,8 +214,11 @@ func clickLink(text string) chromedp.Action {
 }
 
 // waitHeading waits until a heading reads text.
-func waitHeading(text string) chromedp.Action {
+func waitHeading(text string, deprecated bool) chromedp.Action {
 	var ok bool
+	if deprecated { // Redoc marks it in the heading itself: the reader sees it
+		return chromedp.Poll(fmt.Sprintf(`[...document.querySelectorAll("h1, h2, h3")].some(h => { const t = h.innerText.trim(); return t.startsWith(%s) && /deprecated/i.test(t.slice(%d)); })`, jsString(text), len(text)), &ok)
+	}
 	return chromedp.Poll(fmt.Sprintf(`[...document.querySelectorAll("h1, h2, h3")].some(h => h.innerText.trim() === %s)`, jsString(text)), &ok)
 }
 

@@ -69,8 +69,8 @@ func TestReferencePageRendersOffline(t *testing.T) {
 		if err := run(ctx, clickLink(op.tag), clickLink(op.summary)); err != nil {
 			t.Fatalf("%s: opening it from the menu: %v", op.id, err)
 		}
-		if err := run(ctx, waitHeading(op.summary)); err != nil {
-			t.Errorf("%s: its summary %q is not shown as a heading: %v", op.id, op.summary, err)
+		if err := run(ctx, waitHeading(op.summary, op.deprecated)); err != nil {
+			t.Errorf("%s: its summary %q (deprecated: %v) is not shown as a heading: %v", op.id, op.summary, op.deprecated, err)
 		}
 		if err := run(ctx, waitResultTable(op.codes)); err != nil {
 			t.Errorf("%s: no rendered table lists exactly its result codes %v: %v", op.id, op.codes, err)
@@ -119,6 +119,7 @@ func TestReferencePageRendersOffline(t *testing.T) {
 type partnerOp struct {
 	id, tag, summary string
 	codes            []string // the result-code table of its description, in order
+	deprecated       bool
 }
 
 // partnerOperations reads the partner operations (tagged neither
@@ -137,7 +138,7 @@ func partnerOperations(t *testing.T) []partnerOp {
 			if len(op.Tags) == 0 || slices.Contains(op.Tags, "operations") || slices.Contains(op.Tags, "service") {
 				continue
 			}
-			ops = append(ops, partnerOp{id: op.OperationID, tag: op.Tags[0], summary: op.Summary, codes: resultCodes(op.Description)})
+			ops = append(ops, partnerOp{id: op.OperationID, tag: op.Tags[0], summary: op.Summary, codes: resultCodes(op.Description), deprecated: op.Deprecated})
 		}
 	}
 	slices.SortFunc(ops, func(a, b partnerOp) int { return strings.Compare(a.id, b.id) })
@@ -147,6 +148,7 @@ func partnerOperations(t *testing.T) []partnerOp {
 		"inquireOrderDetail":        {"ORDER_NOT_EXIST", "REQUEST_TRAFFIC_EXCEED_LIMIT"},
 		"notifyDeliveryAuditResult": {"REPEAT_REQ_INCONSISTENT", "REQUEST_TRAFFIC_EXCEED_LIMIT"},
 		"notifyOrderCompletion":     {"ORDER_NOT_EXIST", "REPEAT_REQ_INCONSISTENT", "REQUEST_TRAFFIC_EXCEED_LIMIT"},
+		"notifyOrderChange":         {"ORDER_NOT_EXIST", "ORDER_STATUS_INVALID", "PROCESS_FAIL", "REPEAT_REQ_INCONSISTENT"},
 	}
 	if len(ops) != len(want) {
 		t.Fatalf("the contract has %d partner operations (%v); want %d", len(ops), ops, len(want))

@@ -189,6 +189,7 @@ func (p *partner) send(ctx context.Context, baseURL string, n *note) (answer, er
 	switch n.path {
 	case pathCompletion:
 		var r *client.NotifyOrderCompletionHTTPResponse
+		//lint:ignore SA1019 deprecated by the platform, still served: its behaviour is tested
 		if r, err = c.NotifyOrderCompletionWithBodyWithResponse(ctx, nil, "application/json", bytes.NewReader(n.body), n.presigned); err == nil {
 			res, body = r.HTTPResponse, r.Body
 		}
