@@ -60,7 +60,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s); a failing input 
 	GO="$(GO)" scripts/fuzz.sh
 
 .PHONY: soak
-soak: ## the reliability and failover tests at soak size: more notifications, fault and kill cycles, tight failover bounds (minutes)
+soak: ## the reliability and failover tests at soak size: more notifications, fault and kill cycles, tight failover bounds, the ORDERHUB_REDIS_MIN_REPLICAS kill loop and the durability latencies (minutes)
 	scripts/ensure-redis.sh
 	ORDERHUB_SOAK=1 $(GO) test -race -count=1 -timeout 30m -v ./tests/reliability/ ./tests/failover/
 

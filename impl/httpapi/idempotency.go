@@ -48,7 +48,8 @@ type work[T any] func(ctx context.Context) (T, store.Effect, error)
 // runIdempotent answers the request ctx carries, whose idempotency key
 // (requestId and the entity it acts on) is key, with do's answer or the
 // stored one. An error return means nothing was stored and the requestId
-// is free again.
+// is free again, but for store.ErrNotReplicated: the answer is stored, not
+// yet on enough replicas, and the retry replays it once they have it.
 func runIdempotent[T any](ctx context.Context, r *idempotency, key store.Key, do work[T]) (*answer, error) {
 	f := factsFrom(ctx)
 	if !f.op.Idempotent {
@@ -81,7 +82,9 @@ func runIdempotent[T any](ctx context.Context, r *idempotency, key store.Key, do
 	stored := false
 	defer func() {
 		// Nothing was stored (an error, or a panic on its way to the
-		// recover middleware): free the requestId so the retry runs.
+		// recover middleware): free the requestId so the retry runs. A
+		// commit short of replicas stored its record: Release leaves a
+		// done record alone.
 		if !stored {
 			if err := release(ctx, r.st, key, begun.Token); err != nil {
 				r.log.WarnContext(ctx, "idempotency release", "err", err)

@@ -28,6 +28,11 @@ type Config struct {
 	// state and shares the rate limits; empty keeps both in memory, lost on
 	// exit: for trying orderhub out, not for production.
 	RedisURL string
+	// RedisMinReplicas is how many replicas of the record's master must
+	// acknowledge a notification's commit before its answer (S, or a
+	// stored F) is given or replayed; fewer in time answer U. 0: the
+	// answer once the master has it. Needs RedisURL.
+	RedisMinReplicas int
 	// ClientsFile is the registry of partner callers and their keys
 	// (required); Service.Clients reloads it.
 	ClientsFile string
@@ -94,7 +99,15 @@ func Open(cfg Config) (*Service, error) {
 		log = cfg.Logger
 	}
 	log = slog.New(httpapi.RequestLogHandler(log.Handler())) // store lines join their request's
-	st, rdb, storeName, err := openStore(cfg.RedisURL, timeout, log)
+	switch {
+	case cfg.RedisMinReplicas < 0:
+		return nil, &httpapi.ConfigError{Field: "RedisMinReplicas", Reason: fmt.Sprintf("%d is negative", cfg.RedisMinReplicas)}
+	case cfg.RedisMinReplicas > 0 && cfg.RedisURL == "":
+		// Refused rather than ignored: the operator asked for a guarantee
+		// the in-memory store cannot give.
+		return nil, &httpapi.ConfigError{Field: "RedisMinReplicas", Reason: "needs Redis: the in-memory store has no replicas"}
+	}
+	st, rdb, storeName, err := openStore(cfg.RedisURL, cfg.RedisMinReplicas, timeout, log)
 	if err != nil {
 		return nil, &httpapi.ConfigError{Field: "RedisURL", Reason: err.Error()}
 	}

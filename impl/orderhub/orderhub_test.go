@@ -59,6 +59,8 @@ func TestOpenRefuses(t *testing.T) {
 		{"no clients file", orderhub.Config{ClientsFile: t.TempDir() + "/missing.yaml", SigningKey: key}, "ClientsFile"},
 		{"not a Redis URL", orderhub.Config{ClientsFile: good, SigningKey: key, RedisURL: "http://nowhere"}, "RedisURL"},
 		{"lease within a request", orderhub.Config{ClientsFile: good, SigningKey: key, Lease: 5 * time.Second, RequestTimeout: 5 * time.Second}, "Lease"},
+		{"replicas without Redis", orderhub.Config{ClientsFile: good, SigningKey: key, RedisMinReplicas: 1}, "RedisMinReplicas"},
+		{"negative replicas", orderhub.Config{ClientsFile: good, SigningKey: key, RedisURL: "redis://127.0.0.1:1", RedisMinReplicas: -1}, "RedisMinReplicas"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			svc, err := orderhub.Open(tc.cfg)

@@ -16,10 +16,10 @@ import (
 )
 
 // openStore opens the Redis that url names, tuned to the request timeout,
-// or the in-memory store when url is empty. It also returns the Redis
-// client, for the rate limiter (nil: no Redis), and a line naming the store
-// (without a password).
-func openStore(url string, requestTimeout time.Duration, log *slog.Logger) (store.Store, redis.UniversalClient, string, error) {
+// its commits acknowledged by minReplicas replicas, or the in-memory store
+// when url is empty. It also returns the Redis client, for the rate limiter
+// (nil: no Redis), and a line naming the store (without a password).
+func openStore(url string, minReplicas int, requestTimeout time.Duration, log *slog.Logger) (store.Store, redis.UniversalClient, string, error) {
 	if url == "" {
 		return store.NewMemory(nil), nil, "memory", nil
 	}
@@ -28,7 +28,10 @@ func openStore(url string, requestTimeout time.Duration, log *slog.Logger) (stor
 		return nil, nil, "", err
 	}
 	rdb.AddHook(roundTrips{log})
-	return store.NewRedis(rdb), rdb, name, nil
+	if minReplicas > 0 {
+		name += fmt.Sprintf(", commits acknowledged by %d replica(s)", minReplicas)
+	}
+	return store.NewRedis(rdb, store.MinReplicas(minReplicas)), rdb, name, nil
 }
 
 // redisClient is the client of the Redis that rawURL names, tuned to the

@@ -21,7 +21,7 @@ import (
 //
 //	orderhub:order:{o:<id>}                                 hash json, ver
 //	orderhub:audits:{t:<tradeId>}                           hash <batchId> → audit JSON
-//	orderhub:idem:{<scope>:<scopeId>}:<op>:<client>:<reqId> hash state (P|D), token, fp, resp
+//	orderhub:idem:{<scope>:<scopeId>}:<op>:<client>:<reqId> hash state (P|D), token, fp, resp[, unconfirmed]
 //	orderhub:claim:{<op>:<client>:<reqId>}                  hash fp, e (<scope>:<scopeId>, unescaped)
 //
 // A record shares its entity's slot, so Commit writes both in one script,
@@ -33,28 +33,55 @@ import (
 // alone: still honoured, their answers replayed, but not found by Answer.
 // Lua never decodes JSON: Go builds every document, so extendInfo comes
 // back byte for byte.
+//
+// With MinReplicas n > 0 (see there) a record is stored as unconfirmed,
+// and its answer is given only once n replicas acknowledged it.
 type Redis struct {
-	c                                    redis.UniversalClient
-	begin, claim, commit, release, putCS *redis.Script
+	c                                             redis.UniversalClient
+	begin, claim, commit, release, putCS, confirm *redis.Script
+	minReplicas                                   int
 }
 
 var _ Store = (*Redis)(nil)
 
+// RedisOption configures NewRedis.
+type RedisOption func(*Redis)
+
+// MinReplicas makes Commit return (and Begin replay) an answer only once n
+// replicas of the record's master acknowledged it, by WAIT pipelined on
+// the connection that wrote it, bounded by the context's deadline: Redis
+// replicates asynchronously, and a master that dies before its replica
+// received an acknowledged commit takes the effect and its answer with it.
+// When fewer acknowledge in time, the call returns ErrNotReplicated and the
+// record stays unconfirmed until a replay confirms it. 0 (the default):
+// the answer once the master has it, in one round trip. With n > 0, c must
+// be a single node (*redis.Client, Sentinel's too) or a
+// *redis.ClusterClient.
+func MinReplicas(n int) RedisOption {
+	return func(r *Redis) { r.minReplicas = max(n, 0) }
+}
+
 // NewRedis returns a Store over c: a single node, Sentinel or Cluster.
-func NewRedis(c redis.UniversalClient) *Redis {
-	return &Redis{
+func NewRedis(c redis.UniversalClient, opts ...RedisOption) *Redis {
+	r := &Redis{
 		c:       c,
 		begin:   redis.NewScript(beginLua),
 		claim:   redis.NewScript(claimLua),
 		commit:  redis.NewScript(commitLua),
 		release: redis.NewScript(releaseLua),
 		putCS:   redis.NewScript(putOrderLua),
+		confirm: redis.NewScript(confirmLua),
 	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
-// beginLua: KEYS[1] record; ARGV fingerprint, new token, lease ms.
+// beginLua: KEYS[1] record; ARGV fingerprint, new token, lease ms. A done
+// record's reply also says whether its replication is unconfirmed.
 const beginLua = `
-local r = redis.call('HMGET', KEYS[1], 'state', 'fp', 'resp')
+local r = redis.call('HMGET', KEYS[1], 'state', 'fp', 'resp', 'unconfirmed')
 if not r[1] then
   redis.call('HSET', KEYS[1], 'state', 'P', 'token', ARGV[2], 'fp', ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -62,6 +89,7 @@ if not r[1] then
 end
 if r[2] ~= ARGV[1] then return {'M'} end
 if r[1] == 'P' then return {'P'} end
+if r[4] then return {'D', r[3], 'u'} end
 return {'D', r[3]}
 `
 
@@ -98,22 +126,27 @@ end
 `
 
 // commitLua: KEYS[1] record, KEYS[2] the entity of the key's scope (order
-// or audits). ARGV token, response, retention ms (0: forever), effect kind
-// ("" for none, "order" or "audit"), the entity's retention ms after the
-// effect (0: forever), then "order": expected version, order JSON, new
-// version; "audit": batch, JSON.
+// or audits). ARGV token, response, retention ms (0: forever), "1" when the
+// record is to stay unconfirmed until replicas acknowledge it (else ""),
+// effect kind ("" for none, "order" or "audit"), the entity's retention ms
+// after the effect (0: forever), then "order": expected version, order
+// JSON, new version; "audit": batch, JSON.
 const commitLua = retainLua + `
 local r = redis.call('HMGET', KEYS[1], 'state', 'token')
 if r[1] ~= 'P' or r[2] ~= ARGV[1] then return 'lost' end
-if ARGV[4] == 'order' then
-  if (redis.call('HGET', KEYS[2], 'ver') or '0') ~= ARGV[6] then return 'conflict' end
-  redis.call('HSET', KEYS[2], 'json', ARGV[7], 'ver', ARGV[8])
-  retain(KEYS[2], ARGV[5])
-elseif ARGV[4] == 'audit' then
-  redis.call('HSET', KEYS[2], ARGV[6], ARGV[7])
-  retain(KEYS[2], ARGV[5])
+if ARGV[5] == 'order' then
+  if (redis.call('HGET', KEYS[2], 'ver') or '0') ~= ARGV[7] then return 'conflict' end
+  redis.call('HSET', KEYS[2], 'json', ARGV[8], 'ver', ARGV[9])
+  retain(KEYS[2], ARGV[6])
+elseif ARGV[5] == 'audit' then
+  redis.call('HSET', KEYS[2], ARGV[7], ARGV[8])
+  retain(KEYS[2], ARGV[6])
 end
-redis.call('HSET', KEYS[1], 'state', 'D', 'resp', ARGV[2])
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[1], 'state', 'D', 'resp', ARGV[2], 'unconfirmed', '1')
+else
+  redis.call('HSET', KEYS[1], 'state', 'D', 'resp', ARGV[2])
+end
 redis.call('HDEL', KEYS[1], 'token')
 -- The answer speaks of the entity: the entity must outlive it. GT leaves
 -- a key without a deadline alone, and a missing one stays missing.
@@ -132,6 +165,20 @@ const releaseLua = `
 local r = redis.call('HMGET', KEYS[1], 'state', 'token')
 if r[1] == 'P' and r[2] == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 'ok'
+`
+
+// confirmLua: KEYS[1] record. A write to an unconfirmed record, so that a
+// WAIT after it on the same connection covers the record's commit (which
+// precedes it in the replication stream); a WAIT after a read proves
+// nothing, as the connection's replication offset did not move. "gone":
+// no done record (lost in a failover, or expired); "confirmed": another
+// replay confirmed it meanwhile; "pending": written, WAIT decides.
+const confirmLua = `
+local r = redis.call('HMGET', KEYS[1], 'state', 'unconfirmed')
+if r[1] ~= 'D' then return 'gone' end
+if not r[2] then return 'confirmed' end
+redis.call('HINCRBY', KEYS[1], 'unconfirmed', 1)
+return 'pending'
 `
 
 // putOrderLua: KEYS[1] order; ARGV expected version, order JSON, new
@@ -349,13 +396,47 @@ func (r *Redis) Begin(ctx context.Context, k Key, fingerprint string, lease time
 	case "P":
 		return Begun{State: InProgress}, nil
 	case "D":
-		if len(found) == 2 {
+		if len(found) >= 2 {
 			if resp, ok := found[1].(string); ok {
+				// A third element: the record's replication is unconfirmed.
+				// With MinReplicas 0 it is replayed as it is, as ever.
+				if len(found) == 3 && r.minReplicas > 0 {
+					if err := r.confirmReplay(ctx, k); err != nil {
+						return Begun{}, err
+					}
+				}
 				return Begun{State: Done, Response: []byte(resp)}, nil
 			}
 		}
 	}
 	return Begun{}, fmt.Errorf("store: unexpected begin reply %v", found)
+}
+
+// confirmReplay confirms an unconfirmed record before its answer is
+// replayed: its commit may never have reached a replica (the commit's WAIT
+// fell short and the caller got U), and the replay must not answer S for
+// what a failover would lose. A write to the record and WAIT, on its
+// master's connection, then the flag cleared: two round trips more than
+// the replay of a confirmed record.
+func (r *Redis) confirmReplay(ctx context.Context, k Key) error {
+	key := RecordKey(k)
+	res, acked, waitErr, err := r.replicated(ctx, r.confirm, []string{key}, nil, nil)
+	switch {
+	case err != nil:
+		return err
+	case res == "confirmed":
+		return nil
+	case res == "gone":
+		// Begin saw it a moment ago: a failover or its expiry came between.
+		// The retry decides afresh.
+		return fmt.Errorf("%w: the record was gone when confirming it", ErrNotReplicated)
+	case acked < int64(r.minReplicas):
+		return r.notReplicated(acked, waitErr)
+	}
+	// Its error is not checked: a record left unconfirmed is confirmed
+	// again by its next replay.
+	r.c.HDel(ctx, key, "unconfirmed")
+	return nil
 }
 
 // Commit implements Store: one script writes the effect and completes the
@@ -374,7 +455,11 @@ func (r *Redis) Commit(ctx context.Context, k Key, token string, response []byte
 	if ek := entityKey(k); ek != "" {
 		keys = append(keys, ek) // checkEffect: the effect's entity is this one
 	}
-	args := []any{token, response, millis(retention)}
+	unconfirmed := ""
+	if r.minReplicas > 0 {
+		unconfirmed = "1"
+	}
+	args := []any{token, response, millis(retention), unconfirmed}
 	switch e := effect.(type) {
 	case nil:
 		args = append(args, "", 0)
@@ -394,19 +479,21 @@ func (r *Redis) Commit(ctx context.Context, k Key, token string, response []byte
 		args = append(args, "audit", millis(e.Retention), e.Audit.DeliveryBatchID, doc)
 	}
 
+	if r.minReplicas > 0 {
+		return r.commitReplicated(ctx, k, keys, args, retention)
+	}
 	var commit *redis.Cmd
 	_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		commit = r.commit.EvalSha(ctx, p, keys, args...)
-		// Its outcome is not checked: a claim that was not extended only
-		// expires early (see above), and the commit's answer is what counts.
-		if retention == 0 {
-			p.Persist(ctx, ClaimKey(k))
-		} else {
-			p.PExpire(ctx, ClaimKey(k), time.Duration(millis(retention))*time.Millisecond)
-		}
+		extendClaim(ctx, p, k, retention)
 		return nil
 	})
 	res, err := evalAgain(ctx, r.c, r.commit, commit, keys, args...).Text()
+	return commitOutcome(res, err)
+}
+
+// commitOutcome is the error of the commit script's reply.
+func commitOutcome(res string, err error) error {
 	switch {
 	case err != nil:
 		return err
@@ -416,6 +503,143 @@ func (r *Redis) Commit(ctx context.Context, k Key, token string, response []byte
 		return ErrConflict
 	}
 	return nil
+}
+
+// extendClaim makes k's claim live as long as its record: retention, or
+// forever. Its outcome is not checked: a claim that was not extended only
+// expires early (see Commit), and the commit's answer is what counts.
+func extendClaim(ctx context.Context, p redis.Pipeliner, k Key, retention time.Duration) {
+	if retention == 0 {
+		p.Persist(ctx, ClaimKey(k))
+	} else {
+		p.PExpire(ctx, ClaimKey(k), time.Duration(millis(retention))*time.Millisecond)
+	}
+}
+
+// commitReplicated is Commit with MinReplicas: the script, which leaves
+// the record unconfirmed, and WAIT in one round trip on the record's
+// master; then, once enough replicas acknowledged, the flag cleared, so
+// that replays need no confirmation. On one node the claim's extension
+// rides in the first round trip (WAIT covers it too); on a Cluster it is
+// another master's and goes in the second, not waited for (its loss only
+// lets the claim expire early, as above). Two round trips; one on a single
+// node when WAIT falls short. A commit that fell short leaves its record
+// unconfirmed, not in progress: Release leaves it alone, and the retry's
+// Begin confirms it before replaying it.
+func (r *Redis) commitReplicated(ctx context.Context, k Key, keys []string, args []any, retention time.Duration) error {
+	_, cluster := r.c.(*redis.ClusterClient)
+	var claimFirst func(redis.Pipeliner)
+	if !cluster {
+		claimFirst = func(p redis.Pipeliner) { extendClaim(ctx, p, k, retention) }
+	}
+	res, acked, waitErr, err := r.replicated(ctx, r.commit, keys, args, claimFirst)
+	confirmed := err == nil && res == "ok" && acked >= int64(r.minReplicas)
+	if cluster || confirmed {
+		_, _ = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			if cluster {
+				extendClaim(ctx, p, k, retention)
+			}
+			if confirmed {
+				// Not checked: a record left unconfirmed is confirmed
+				// again by its first replay.
+				p.HDel(ctx, keys[0], "unconfirmed")
+			}
+			return nil
+		})
+	}
+	if err := commitOutcome(res, err); err != nil || confirmed {
+		return err
+	}
+	return r.notReplicated(acked, waitErr)
+}
+
+// notReplicated is ErrNotReplicated saying how many replicas acknowledged,
+// and why WAIT failed if it did.
+func (r *Redis) notReplicated(acked int64, waitErr error) error {
+	if waitErr != nil {
+		return fmt.Errorf("%w: WAIT %d: %v", ErrNotReplicated, r.minReplicas, waitErr)
+	}
+	return fmt.Errorf("%w: %d of %d replicas acknowledged in time", ErrNotReplicated, acked, r.minReplicas)
+}
+
+// replicated runs script s over keys on the master of keys[0] followed,
+// on the same connection and in the same round trip, by WAIT for
+// MinReplicas: WAIT covers the writes of its own connection only, cannot
+// run inside a script, and on a Cluster a keyless command would go to any
+// master. between adds commands in between (nil: none). It returns the
+// script's reply (err: the script's error) and how many replicas
+// acknowledged (waitErr: WAIT's own error).
+//
+// The script goes as EVAL, its text, not EVALSHA: after a NOSCRIPT (a
+// restarted or newly promoted master) a second attempt would wait a second
+// time, for the WAIT behind the failed EVALSHA blocks all the same. Redis
+// caches the script by its text; the cost is the bytes sent.
+func (r *Redis) replicated(ctx context.Context, s *redis.Script, keys []string, args []any, between func(redis.Pipeliner)) (res string, acked int64, waitErr, err error) {
+	m, err := r.master(ctx, keys[0])
+	if err != nil {
+		return "", 0, nil, err
+	}
+	var cmd *redis.Cmd
+	var wait *redis.IntCmd
+	_, _ = m.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmd = s.Eval(ctx, p, keys, args...)
+		if between != nil {
+			between(p)
+		}
+		// Pipeliner lacks Wait; its timeout is in whole milliseconds.
+		timeout := waitTimeout(ctx, m.Options().ReadTimeout)
+		wait = redis.NewIntCmd(ctx, "wait", r.minReplicas, timeout.Milliseconds())
+		_ = p.Process(ctx, wait) // queued: its error is the command's
+		return nil
+	})
+	if cc, ok := r.c.(*redis.ClusterClient); ok && cmd.Err() != nil {
+		// The slot map may be stale (MOVED, or a dead master after a
+		// failover): the cluster client reloads it on its own commands'
+		// errors, and this one bypassed it. A reload in the background;
+		// the partner's retry finds the new master.
+		cc.ReloadState(ctx)
+	}
+	res, err = cmd.Text()
+	acked, waitErr = wait.Result()
+	return res, acked, waitErr, err
+}
+
+// master is the client of the master holding key: the node itself, or on a
+// Cluster the master of key's slot as the client's slot map has it.
+func (r *Redis) master(ctx context.Context, key string) (*redis.Client, error) {
+	switch c := r.c.(type) {
+	case *redis.ClusterClient:
+		return c.MasterForKey(ctx, key)
+	case *redis.Client:
+		return c, nil
+	}
+	return nil, fmt.Errorf("store: MinReplicas needs a single-node or cluster client, not a %T", r.c)
+}
+
+// noDeadlineWait bounds WAIT on a context without a deadline: WAIT's 0
+// waits forever. orderhub's requests always have one.
+const noDeadlineWait = time.Second
+
+// redisTimerSlack is how late Redis may end a WAIT: it checks blocked
+// clients' timeouts when its event loop wakes, which an idle server does on
+// its timer, every 1/hz (hz 10 by default: 100 ms).
+const redisTimerSlack = 100 * time.Millisecond
+
+// waitTimeout is how long WAIT may block: the context's remaining time,
+// within readTimeout (the client's bound on reading a pipeline's replies:
+// go-redis extends it for a WAIT sent alone, not in a pipeline), less
+// redisTimerSlack and a tenth (at most 100 ms) for the reply and what
+// follows it; never below 1 ms, as 0 would be forever.
+func waitTimeout(ctx context.Context, readTimeout time.Duration) time.Duration {
+	d := noDeadlineWait
+	if deadline, ok := ctx.Deadline(); ok {
+		d = time.Until(deadline)
+	}
+	if readTimeout > 0 {
+		d = min(d, readTimeout)
+	}
+	d -= redisTimerSlack + min(d/10, 100*time.Millisecond)
+	return max(d, time.Millisecond)
 }
 
 // Release implements Store.

@@ -44,6 +44,13 @@ var (
 	// ErrNoAnswer: no answer is stored for the request (never answered,
 	// still in progress, answered U, or expired).
 	ErrNoAnswer = errors.New("store: no answer stored")
+
+	// ErrNotReplicated: fewer replicas than the store requires (Redis
+	// MinReplicas) acknowledged a commit, or a replay's confirmation, in
+	// time. The record is stored but unconfirmed: the caller answers U,
+	// and the retry replays the answer once the replicas have it, or runs
+	// afresh if a failover lost the record.
+	ErrNotReplicated = errors.New("store: not acknowledged by enough replicas in time")
 )
 
 // Store is everything orderhub persists.
@@ -66,6 +73,8 @@ type Store interface {
 	// Begin starts processing the request identified by k whose canonical
 	// body hashes to fingerprint. In one round trip it binds k's requestId to
 	// the fingerprint and creates an in-progress record held for lease.
+	// A stored answer whose replication is unconfirmed is confirmed before
+	// it is returned (Done), or ErrNotReplicated.
 	Begin(ctx context.Context, k Key, fingerprint string, lease time.Duration) (Begun, error)
 	// Commit applies the effect (nil: none) and completes the record with
 	// the response, atomically; the record then lives for retention (0:
@@ -73,7 +82,8 @@ type Store interface {
 	// long: the answer speaks of it. ErrLeaseLost when token no longer
 	// holds the record; ErrConflict when a PutOrder effect's expected
 	// version does not match (nothing is written then, and the record stays
-	// in progress).
+	// in progress); ErrNotReplicated when all is written but too few
+	// replicas acknowledged it (the record is done, unconfirmed).
 	Commit(ctx context.Context, k Key, token string, response []byte, retention time.Duration, effect Effect) error
 	// Release drops an in-progress record held with token, so that a retry
 	// is processed afresh. Releasing a record not held with token is a no-op.

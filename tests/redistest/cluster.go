@@ -120,6 +120,9 @@ func launchCluster(dir string, replicas int, extraArgs []string) (*Cluster, erro
 				"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
 				// Relative to --dir: the cluster's layout survives Restart.
 				"--cluster-config-file", "nodes.conf",
+				// A replica's first synchronisation starts at once, not
+				// after Redis' default 5 s wait for more replicas.
+				"--repl-diskless-sync-delay", "0",
 			}, extraArgs...),
 		})
 	}
@@ -258,26 +261,110 @@ func (c *Cluster) stopLocked() {
 // startLocked starts every node and waits until each answers PING.
 func (c *Cluster) startLocked() error {
 	for _, n := range c.nodes {
-		cmd := exec.Command(c.server, n.args...)
-		n.out = &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = n.out, n.out
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("start redis-server: %w", err)
+		if err := c.startNodeLocked(n); err != nil {
+			return err
 		}
-		exited := make(chan struct{})
-		go func() {
-			_ = cmd.Wait()
-			close(exited)
-		}()
-		n.cmd, n.exited = cmd, exited
 	}
 	for _, n := range c.nodes {
-		err := poll(readyWithin, n.exited, func() error { return ping(n.addr) })
-		if err != nil {
-			return fmt.Errorf("redis-server on %s: %w\n%s", n.addr, err, n.out.String())
+		if err := n.waitPing(); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// startNodeLocked starts n's process, with its arguments and directory.
+func (c *Cluster) startNodeLocked(n *clusterNode) error {
+	cmd := exec.Command(c.server, n.args...)
+	n.out = &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = n.out, n.out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	n.cmd, n.exited = cmd, exited
+	return nil
+}
+
+// waitPing waits until n answers PING.
+func (n *clusterNode) waitPing() error {
+	if err := poll(readyWithin, n.exited, func() error { return ping(n.addr) }); err != nil {
+		return fmt.Errorf("redis-server on %s: %w\n%s", n.addr, err, n.out.String())
+	}
+	return nil
+}
+
+// Revive starts again the node at addr, killed before (Kill), on its port
+// and with its directory, and waits until the cluster is whole again: every
+// node knows three masters and their replicas, none failing, and every
+// replica's link to its master is up (its master streams writes to it from
+// its first acknowledgement, within a second). A master replaced meanwhile
+// comes back as a replica of its successor, empty (the nodes do not
+// persist data) until it has synchronised.
+func (c *Cluster) Revive(addr string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := slices.IndexFunc(c.nodes, func(n *clusterNode) bool { return n.addr == addr })
+	switch {
+	case i < 0:
+		return fmt.Errorf("no node %s in the cluster", addr)
+	case c.nodes[i].cmd != nil:
+		return fmt.Errorf("node %s is running", addr)
+	}
+	n := c.nodes[i]
+	if err := c.startNodeLocked(n); err != nil {
+		return err
+	}
+	if err := n.waitPing(); err != nil {
+		return err
+	}
+	if err := c.waitOKLocked(); err != nil {
+		return err
+	}
+	return c.waitReplicasLocked()
+}
+
+// ReplicasOf are the addresses of the replicas of the master at addr that
+// are not failing, as a live node sees it, sorted.
+func (c *Cluster) ReplicasOf(master string) ([]string, error) {
+	var errs []error
+	for _, addr := range c.live() {
+		var replicas []string
+		err := onNode(addr, func(cl *redis.Client) error {
+			text, err := cl.ClusterNodes(context.Background()).Result()
+			if err != nil {
+				return err
+			}
+			// id addr@bus flags master-id …: the master's id first.
+			var id string
+			lines := slices.Collect(strings.Lines(text))
+			for _, line := range lines {
+				if f := strings.Fields(line); len(f) >= 8 && strings.HasPrefix(f[1], master+"@") {
+					id = f[0]
+				}
+			}
+			if id == "" {
+				return fmt.Errorf("no node %s", master)
+			}
+			for _, line := range lines {
+				f := strings.Fields(line)
+				if len(f) >= 8 && f[3] == id && !strings.Contains(","+f[2]+",", ",fail") {
+					replicas = append(replicas, strings.SplitN(f[1], "@", 2)[0])
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			slices.Sort(replicas)
+			return replicas, nil
+		}
+		errs = append(errs, fmt.Errorf("CLUSTER NODES on %s: %w", addr, err))
+	}
+	return nil, fmt.Errorf("no live node listed the replicas of %s: %w", master, errors.Join(errs...))
 }
 
 // create assigns the slots to the nodes and joins them, as an operator

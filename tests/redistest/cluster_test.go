@@ -232,4 +232,26 @@ func TestReplicatedClusterFailover(t *testing.T) {
 	if c.Running() {
 		t.Error("Running with a node killed")
 	}
+
+	// Both come back, as replicas of the masters that replaced them.
+	paused, killed := owners[redistest.Slot(keys[1])], owners[redistest.Slot(keys[0])]
+	if err := c.Resume(paused); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Revive(killed); err != nil {
+		t.Fatalf("Revive(%s): %v", killed, err)
+	}
+	if !c.Running() {
+		t.Error("not Running after Revive")
+	}
+	if err := c.Revive(killed); err == nil {
+		t.Errorf("Revive(%s) of a running node succeeded", killed)
+	}
+	successor, err := c.MasterOf(keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replicas, err := c.ReplicasOf(successor); err != nil || !slices.Equal(replicas, []string{killed}) {
+		t.Errorf("ReplicasOf(%s) = %v, %v; want [%s], its revived predecessor", successor, replicas, err, killed)
+	}
 }

@@ -6,12 +6,14 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -211,4 +213,74 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// StartReplica starts a redis-server replicating master (REPLICAOF), with
+// extraArgs after the defaults, and waits until it has synchronised and
+// receives the master's writes. Pause it to hold back the master's WAIT. The
+// master starts the synchronisation at once (repl-diskless-sync-delay 0),
+// not after Redis' default 5 s wait for more replicas.
+func StartReplica(t testing.TB, master *Server, extraArgs ...string) *Server {
+	t.Helper()
+	err := onNode(master.Addr(), func(c *redis.Client) error {
+		return c.ConfigSet(context.Background(), "repl-diskless-sync-delay", "0").Err()
+	})
+	if err != nil {
+		t.Fatalf("redistest: CONFIG SET on %s: %v", master.Addr(), err)
+	}
+	args := append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(master.port)}, extraArgs...)
+	r := Start(t, args...)
+	// Online on the master is not enough: the master streams writes to a
+	// replica only after its first acknowledgement, which a replica sends
+	// once a second; until then a WAIT waits. So, once it is online, a
+	// write on the master (PUBLISH: replicated on a single node, and it
+	// leaves no key) and the replica's offset past it.
+	online := fmt.Sprintf("port=%d,state=online", r.port)
+	var published int64
+	err = Poll(readyWithin, func() error {
+		return onNode(master.Addr(), func(c *redis.Client) error {
+			ctx := context.Background()
+			info, err := c.Info(ctx, "replication").Result()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(info, online) {
+				return errors.New("the master does not list the replica online")
+			}
+			if err := c.Publish(ctx, "redistest:replica", "synchronised").Err(); err != nil {
+				return err
+			}
+			published, err = replOffset(ctx, c, "master_repl_offset")
+			return err
+		})
+	})
+	if err == nil {
+		err = Poll(readyWithin, func() error {
+			return onNode(r.Addr(), func(c *redis.Client) error {
+				got, err := replOffset(context.Background(), c, "slave_repl_offset")
+				if err == nil && got < published {
+					err = fmt.Errorf("the replica is at offset %d, its master at %d", got, published)
+				}
+				return err
+			})
+		})
+	}
+	if err != nil {
+		t.Fatalf("redistest: replica %s of %s: %v", r.Addr(), master.Addr(), err)
+	}
+	return r
+}
+
+// replOffset reads a replication offset (field) from INFO replication.
+func replOffset(ctx context.Context, c *redis.Client, field string) (int64, error) {
+	info, err := c.Info(ctx, "replication").Result()
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("INFO replication has no %s", field)
 }

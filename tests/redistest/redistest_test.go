@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -51,5 +52,41 @@ func TestExtraArgs(t *testing.T) {
 	}
 	if got["maxmemory"] != "12345678" {
 		t.Fatalf("maxmemory = %q, want 12345678", got["maxmemory"])
+	}
+}
+
+// A replica started by StartReplica receives the master's writes at once:
+// WAIT counts it; frozen, it holds WAIT back until its timeout.
+func TestStartReplica(t *testing.T) {
+	ctx := context.Background()
+	master := redistest.Start(t)
+	replica := redistest.StartReplica(t, master)
+	c := master.Client(t)
+	wait := func(timeout time.Duration) int64 {
+		t.Helper()
+		var w *redis.IntCmd
+		// One connection: WAIT counts the writes of its own.
+		if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, "k", "v", 0)
+			w = redis.NewIntCmd(ctx, "wait", 1, timeout.Milliseconds())
+			return p.Process(ctx, w)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return w.Val()
+	}
+	if n := wait(5 * time.Second); n != 1 {
+		t.Fatalf("WAIT 1 after a write = %d, want 1", n)
+	}
+	if got := replica.Client(t).Get(ctx, "k").Val(); got != "v" {
+		t.Errorf("the replica has k = %q, want v", got)
+	}
+	replica.Pause()
+	if n := wait(100 * time.Millisecond); n != 0 {
+		t.Errorf("WAIT 1 with the replica frozen = %d, want 0", n)
+	}
+	replica.Resume()
+	if n := wait(5 * time.Second); n != 1 {
+		t.Errorf("WAIT 1 with the replica back = %d, want 1", n)
 	}
 }

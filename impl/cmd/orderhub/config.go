@@ -54,6 +54,10 @@ type config struct {
 	RateLimitPerClient ratelimit.Limit // ORDERHUB_RATE_LIMIT_PER_CLIENT
 	RateLimitGlobal    ratelimit.Limit // ORDERHUB_RATE_LIMIT_GLOBAL
 
+	// RedisMinReplicas: replicas that must acknowledge a commit before
+	// its answer is given (0: the master alone).
+	RedisMinReplicas int // ORDERHUB_REDIS_MIN_REPLICAS
+
 	finalRetentionSet bool // ORDERHUB_FINAL_RETENTION was given: no default to derive
 }
 
@@ -86,6 +90,8 @@ func settings() []setting {
 			text(func(c *config) *string { return &c.Addr }, ":8080")},
 		{"ORDERHUB_REDIS_URL", "unset: in-memory", "the Redis keeping the state: redis://, rediss://, unix:// or, for a cluster, redis+cluster://; unset keeps it in memory, lost on exit",
 			text(func(c *config) *string { return &c.RedisURL }, "")},
+		{"ORDERHUB_REDIS_MIN_REPLICAS", "0", "replicas that must acknowledge a notification's commit before its answer is sent or replayed (WAIT, within the request timeout); fewer in time answer U. 0: the master's acknowledgement alone",
+			minReplicas},
 		{"ORDERHUB_ADMIN_TOKEN", "unset: operator API off", "bearer token of the operator API, /ops/",
 			text(func(c *config) *string { return &c.AdminToken }, "")},
 		{"ORDERHUB_CLIENTS", "required", "the clients file (YAML or JSON): partner callers, their public keys, their operations; SIGHUP reloads it",
@@ -279,6 +285,19 @@ func wholeNumber(field func(*config) *int, def int) func(*config, string) error 
 	}
 }
 
+func minReplicas(c *config, v string) error {
+	c.RedisMinReplicas = 0
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return fmt.Errorf("is not a whole number of replicas, 0 or more")
+	}
+	c.RedisMinReplicas = n
+	return nil
+}
+
 func bodyLimit(c *config, v string) error {
 	c.MaxBodyBytes = httpapi.DefaultBodyLimit
 	if v == "" {
@@ -354,6 +373,8 @@ func variable(field string) string {
 		return "ORDERHUB_CLIENTS"
 	case "RedisURL":
 		return "ORDERHUB_REDIS_URL"
+	case "RedisMinReplicas":
+		return "ORDERHUB_REDIS_MIN_REPLICAS"
 	case "EarlierKeys":
 		return "ORDERHUB_SIGNING_KEY_EARLIER"
 	}

@@ -72,6 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	svc, err := orderhub.Open(orderhub.Config{
 		RedisURL:          cfg.RedisURL,
+		RedisMinReplicas:  cfg.RedisMinReplicas,
 		ClientsFile:       cfg.ClientsFile,
 		SigningKey:        signingKey,
 		SigningKeyVersion: cfg.SigningKeyVersion,

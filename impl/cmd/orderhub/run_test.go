@@ -45,6 +45,15 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 }
 
+func TestLoadConfigMinReplicas(t *testing.T) {
+	for v, want := range map[string]int{"": 0, "0": 0, "1": 1, "2": 2} {
+		c, err := loadConfig(env(map[string]string{"ORDERHUB_DEV": "1", "ORDERHUB_REDIS_MIN_REPLICAS": v}))
+		if err != nil || c.RedisMinReplicas != want {
+			t.Errorf("ORDERHUB_REDIS_MIN_REPLICAS=%q: %d, %v; want %d", v, c.RedisMinReplicas, err, want)
+		}
+	}
+}
+
 func TestLoadConfigRetentionForever(t *testing.T) {
 	c, err := loadConfig(env(map[string]string{"ORDERHUB_IDEMPOTENCY_RETENTION": "never", "ORDERHUB_DEV": "1"}))
 	if err != nil || c.Retention != 0 || c.FinalRetention != 0 {
@@ -116,6 +125,8 @@ func TestLoadConfigRefusesBadValues(t *testing.T) {
 		{"rate limit of zero", dev(map[string]string{"ORDERHUB_RATE_LIMIT_GLOBAL": "0/s"}), "ORDERHUB_RATE_LIMIT_GLOBAL"},
 		{"rate limit burst of zero", dev(map[string]string{"ORDERHUB_RATE_LIMIT_GLOBAL": "100/s,burst=0"}), "ORDERHUB_RATE_LIMIT_GLOBAL"},
 		{"rate limit in words", dev(map[string]string{"ORDERHUB_RATE_LIMIT_GLOBAL": "100 per second"}), "ORDERHUB_RATE_LIMIT_GLOBAL"},
+		{"negative replicas", dev(map[string]string{"ORDERHUB_REDIS_MIN_REPLICAS": "-1"}), "ORDERHUB_REDIS_MIN_REPLICAS"},
+		{"replicas in words", dev(map[string]string{"ORDERHUB_REDIS_MIN_REPLICAS": "all"}), "ORDERHUB_REDIS_MIN_REPLICAS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadConfig(env(tc.kv))
@@ -142,6 +153,8 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{"redis url", map[string]string{"ORDERHUB_REDIS_URL": "http://nowhere"}, "ORDERHUB_REDIS_URL"},
 		{"address", map[string]string{"ORDERHUB_ADDR": "127.0.0.1:notaport"}, "ORDERHUB_ADDR"},
 		{"lease not above the request timeout", map[string]string{"ORDERHUB_IDEMPOTENCY_LEASE": "5s", "ORDERHUB_REQUEST_TIMEOUT": "5s"}, "ORDERHUB_IDEMPOTENCY_LEASE"},
+		// A guarantee the in-memory store cannot give is refused, not ignored.
+		{"replicas without redis", map[string]string{"ORDERHUB_REDIS_MIN_REPLICAS": "1"}, "ORDERHUB_REDIS_MIN_REPLICAS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.kv["ORDERHUB_DEV"], tc.kv["ORDERHUB_DEV_DIR"] = "1", dir
@@ -190,7 +203,7 @@ func TestRunRefusesBadFiles(t *testing.T) {
 		{"unknown field in the clients file", map[string]string{"ORDERHUB_CLIENTS": bad1},
 			"configuration: ORDERHUB_CLIENTS=" + bad1 + `: line 2, column 5: clients[0]: unknown field "clientID" (did you mean "clientId"?); a client's fields are clientId, disabled, operations, keys`},
 		{"misspelt operation", map[string]string{"ORDERHUB_CLIENTS": bad2},
-			"configuration: ORDERHUB_CLIENTS=" + bad2 + `: line 3, column 18: clients[0] "isv-1": operations[0]: unknown operation "inquireOrderDetial" (did you mean "inquireOrderDetail"?); the operations are inquireOrderDetail, notifyDeliveryAuditResult, notifyOrderCompletion, or "*" alone for all`},
+			"configuration: ORDERHUB_CLIENTS=" + bad2 + `: line 3, column 18: clients[0] "isv-1": operations[0]: unknown operation "inquireOrderDetial" (did you mean "inquireOrderDetail"?); the operations are inquireOrderDetail, notifyDeliveryAuditResult, notifyOrderChange, notifyOrderCompletion, or "*" alone for all`},
 		{"broken JSON", map[string]string{"ORDERHUB_CLIENTS": bad3},
 			"configuration: ORDERHUB_CLIENTS=" + bad3 + `: line 2, column 24: not valid JSON: invalid character '"' after object key:value pair`},
 		{"broken YAML", map[string]string{"ORDERHUB_CLIENTS": bad4},
