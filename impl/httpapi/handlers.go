@@ -39,9 +39,9 @@ var _ server.StrictServerInterface = (*handlers)(nil)
 func (h *handlers) NotifyOrderCompletion(ctx context.Context, req server.NotifyOrderCompletionRequestObject) (server.NotifyOrderCompletionResponseObject, error) {
 	b := req.Body
 	key := store.Key{RequestID: b.RequestID, Scope: store.ScopeOrder, ScopeID: b.RequestOrderID}
-	a, err := runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyOrderCompletionAnswer, store.Effect, error) {
+	a, err := runIdempotent(ctx, h.idem, key, func(ctx context.Context, orders orderReader) (models.NotifyOrderCompletionAnswer, store.Effect, error) {
 		answer := models.NotifyOrderCompletionAnswer{Result: success()}
-		o, err := h.st.GetOrder(ctx, b.RequestOrderID)
+		o, err := orders.GetOrder(ctx, b.RequestOrderID)
 		if err != nil {
 			return answer, nil, err
 		}
@@ -79,9 +79,9 @@ func (h *handlers) NotifyOrderChange(ctx context.Context, req server.NotifyOrder
 		return nil, &paramError{"body: names no change; send at least one of orderStatus, shortOrderNumber, orderReadyTime, deliveryStatus, refundAmount"}
 	}
 	key := store.Key{RequestID: b.RequestID, Scope: store.ScopeOrder, ScopeID: b.RequestOrderID}
-	a, err := runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyOrderChangeAnswer, store.Effect, error) {
+	a, err := runIdempotent(ctx, h.idem, key, func(ctx context.Context, orders orderReader) (models.NotifyOrderChangeAnswer, store.Effect, error) {
 		answer := models.NotifyOrderChangeAnswer{Result: success()}
-		o, err := h.st.GetOrder(ctx, b.RequestOrderID)
+		o, err := orders.GetOrder(ctx, b.RequestOrderID)
 		if err != nil {
 			return answer, nil, err
 		}
@@ -122,7 +122,7 @@ func (h *handlers) InquireOrderDetail(ctx context.Context, req server.InquireOrd
 func (h *handlers) NotifyDeliveryAuditResult(ctx context.Context, req server.NotifyDeliveryAuditResultRequestObject) (server.NotifyDeliveryAuditResultResponseObject, error) {
 	b := req.Body
 	key := store.Key{RequestID: b.RequestID, Scope: store.ScopeTrade, ScopeID: b.TradeID}
-	a, err := runIdempotent(ctx, h.idem, key, func(ctx context.Context) (models.NotifyDeliveryAuditResultAnswer, store.Effect, error) {
+	a, err := runIdempotent(ctx, h.idem, key, func(_ context.Context, _ orderReader) (models.NotifyDeliveryAuditResultAnswer, store.Effect, error) {
 		return models.NotifyDeliveryAuditResultAnswer{Result: success()}, store.RecordAuditEffect{Audit: domain.Audit{
 			TradeID:         b.TradeID,
 			DeliveryBatchID: b.DeliveryBatchID,

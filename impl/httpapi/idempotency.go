@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderhub/orderhub/generated/models"
+	"github.com/orderhub/orderhub/impl/domain"
 	"github.com/orderhub/orderhub/impl/ijson"
 	"github.com/orderhub/orderhub/impl/ratelimit"
 	"github.com/orderhub/orderhub/impl/store"
@@ -42,8 +43,34 @@ type idempotency struct {
 // work is an idempotent handler's own part: the typed answer, and the
 // effect to commit with it (nil: none). A failure is an error, which the
 // error table renders; a final one (F) is stored like an answer. work may
-// run more than once: again when the entity changed before the commit.
-type work[T any] func(ctx context.Context) (T, store.Effect, error)
+// run more than once: again when the entity changed before the commit. It
+// reads orders through orders, which saves the round trip Begin made.
+type work[T any] func(ctx context.Context, orders orderReader) (T, store.Effect, error)
+
+// orderReader reads orders for a notification's work.
+type orderReader interface {
+	GetOrder(ctx context.Context, requestOrderID string) (domain.Order, error)
+}
+
+// firstRead serves the order Begin read with the claim, in the same round
+// trip, to the work's first read of it; a re-run after a conflict reads
+// afresh from the store.
+type firstRead struct {
+	st    store.Store
+	id    string        // the order Begin read ("": none, a trade's key)
+	order *domain.Order // as Begin found it (nil: no such order)
+}
+
+func (r *firstRead) GetOrder(ctx context.Context, requestOrderID string) (domain.Order, error) {
+	if r.id == "" || requestOrderID != r.id {
+		return r.st.GetOrder(ctx, requestOrderID)
+	}
+	r.id = "" // served once
+	if r.order == nil {
+		return domain.Order{}, store.ErrNotFound
+	}
+	return *r.order, nil
+}
 
 // runIdempotent answers the request ctx carries, whose idempotency key
 // (requestId and the entity it acts on) is key, with do's answer or the
@@ -94,8 +121,12 @@ func runIdempotent[T any](ctx context.Context, r *idempotency, key store.Key, do
 	if err := limit(ctx, r.limiter, key.ClientID); err != nil {
 		return nil, err // refused: nothing stored, the requestId is freed
 	}
+	reads := &firstRead{st: r.st}
+	if key.Scope == store.ScopeOrder {
+		reads.id, reads.order = key.ScopeID, begun.Order
+	}
 	for attempt := 0; ; attempt++ {
-		a, effect, err := final(ctx, r.seal, f, do)
+		a, effect, err := final(ctx, r.seal, f, do, reads)
 		if err != nil {
 			return nil, err // U: never stored, the retry runs afresh
 		}
@@ -119,8 +150,8 @@ func runIdempotent[T any](ctx context.Context, r *idempotency, key store.Key, do
 // final runs do and makes its final answer, S or F, signed now so that
 // replays send this very signature. Any other outcome is an error. An F
 // answer changes nothing: its effect is dropped.
-func final[T any](ctx context.Context, seal sealer, f *facts, do work[T]) (*answer, store.Effect, error) {
-	v, effect, err := do(ctx)
+func final[T any](ctx context.Context, seal sealer, f *facts, do work[T], orders orderReader) (*answer, store.Effect, error) {
+	v, effect, err := do(ctx, orders)
 	status, result, body := http.StatusOK, success(), any(v)
 	if err != nil {
 		o, known := outcomeOf(err)

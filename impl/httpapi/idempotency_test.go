@@ -14,17 +14,17 @@ import (
 	"github.com/orderhub/orderhub/tests/testkit"
 )
 
-// panicOnce is a store whose next GetOrder panics.
+// panicOnce is a store whose next Commit panics.
 type panicOnce struct {
 	store.Store
 	armed atomic.Bool
 }
 
-func (p *panicOnce) GetOrder(ctx context.Context, id string) (domain.Order, error) {
+func (p *panicOnce) Commit(ctx context.Context, k store.Key, token string, response []byte, retention time.Duration, effect store.Effect) error {
 	if p.armed.CompareAndSwap(true, false) {
 		panic("store exploded")
 	}
-	return p.Store.GetOrder(ctx, id)
+	return p.Store.Commit(ctx, k, token, response, retention, effect)
 }
 
 // TestPanicFreesTheRequestID: a panic inside an idempotent request answers

@@ -122,3 +122,77 @@ func TestRedisLogsTo(t *testing.T) {
 		t.Errorf("no WARN line from go-redis for a failed dial: %v", logs.lines(t))
 	}
 }
+
+// TestRoundTripsPerNotification counts Redis round trips from the DEBUG
+// lines: a first-time notification makes two (Begin, which reads the order
+// with the claim, and Commit), a replay one, without rate limits.
+func TestRoundTripsPerNotification(t *testing.T) {
+	srv := redistest.Start(t)
+	own, caller := testkit.Key(t, 0), testkit.Key(t, 1)
+	var logs lockedBuffer
+	svc, err := orderhub.Open(orderhub.Config{
+		RedisURL: "redis://" + srv.Addr(), SigningKey: own, AdminToken: "t",
+		ClientsFile: testkit.ClientsFile(t, testkit.Entry(t, "isv-1", &caller.PublicKey)),
+		Logger:      slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	for _, id := range []string{"warm", "o1"} {
+		put := httptest.NewRequest(http.MethodPut, "/ops/orders/"+id, strings.NewReader(`{"posOrderId":"p1","orderStatus":"READY"}`))
+		put.Header.Set("Content-Type", "application/json")
+		put.Header.Set("Authorization", "Bearer t")
+		svc.Handler.ServeHTTP(httptest.NewRecorder(), put)
+	}
+
+	trips := func(xRequestID string) int {
+		n := 0
+		for _, l := range logs.lines(t) {
+			if l["msg"] == "redis round trip" && l["xRequestId"] == xRequestID {
+				n++
+			}
+		}
+		return n
+	}
+	// The first pass warms up what a fresh process does once (the
+	// connection's greeting, loading the scripts); the second is counted.
+	type call struct {
+		path, body, id string
+		want           int
+	}
+	calls := []call{
+		{"/v2/pds/order/notifyOrderCompletion", `{"requestId":"r1","requestOrderId":"o1"}`, "first-completion", 2},
+		{"/v2/pds/order/notifyOrderCompletion", `{"requestId":"r1","requestOrderId":"o1"}`, "replay-completion", 1},
+		{"/v2/pos/notifyOrderChange", `{"requestId":"r2","requestOrderId":"o1","deliveryStatus":"OUT"}`, "first-change", 2},
+		{"/v1/delivery/notifyDeliveryAuditResult", `{"requestId":"r3","tradeId":"T1","deliveryBatchId":"B1","deliveryAuditStatus":"ACCEPT"}`, "first-audit", 2},
+		{"/v1/delivery/notifyDeliveryAuditResult", `{"requestId":"r3","tradeId":"T1","deliveryBatchId":"B1","deliveryAuditStatus":"ACCEPT"}`, "replay-audit", 1},
+	}
+	for _, tc := range calls {
+		warm := tc
+		warm.body = strings.ReplaceAll(strings.ReplaceAll(tc.body, `"o1"`, `"warm"`), `"requestId":"`, `"requestId":"warm-`)
+		warm.id, warm.want = "warm-"+tc.id, -1
+		calls = append([]call{warm}, calls...)
+	}
+	for _, tc := range calls {
+		req := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Request-Id", tc.id)
+		if err := (&signature.Signer{ClientID: "isv-1", KeyVersion: 1, Key: caller}).Edit(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		svc.Handler.ServeHTTP(rec, req)
+		if !strings.Contains(rec.Body.String(), `"resultStatus":"S"`) {
+			t.Fatalf("%s: %s", tc.id, rec.Body)
+		}
+		if got := trips(tc.id); tc.want >= 0 && got != tc.want {
+			for _, l := range logs.lines(t) {
+				if l["xRequestId"] == tc.id {
+					t.Logf("%v", l)
+				}
+			}
+			t.Errorf("%s: %d Redis round trips, want %d", tc.id, got, tc.want)
+		}
+	}
+}

@@ -223,7 +223,12 @@ func (m *Memory) Begin(_ context.Context, k Key, fingerprint string, lease time.
 		token := newToken()
 		m.records[k] = &record{token: token, fingerprint: fingerprint, expires: now.Add(lease)}
 		m.expireAt(k, dueRecord, time.Time{}, now.Add(lease))
-		return Begun{State: Started, Token: token}, nil
+		begun := Begun{State: Started, Token: token}
+		if so, ok := m.liveOrder(k.ScopeID, now); k.Scope == ScopeOrder && ok {
+			o := cloneOrder(so.order)
+			begun.Order = &o
+		}
+		return begun, nil
 	case rec.fingerprint != fingerprint:
 		return Begun{State: Mismatch}, nil
 	case !rec.done:

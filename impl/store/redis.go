@@ -78,13 +78,17 @@ func NewRedis(c redis.UniversalClient, opts ...RedisOption) *Redis {
 	return r
 }
 
-// beginLua: KEYS[1] record; ARGV fingerprint, new token, lease ms. A done
-// record's reply also says whether its replication is unconfirmed.
+// beginLua: KEYS[1] record, KEYS[2] (optional) the order it acts on, in
+// the same slot; ARGV fingerprint, new token, lease ms. A new claim's reply
+// carries the order's document (false: none), so the work needs no read of
+// its own; a done record's reply says whether its replication is
+// unconfirmed.
 const beginLua = `
 local r = redis.call('HMGET', KEYS[1], 'state', 'fp', 'resp', 'unconfirmed')
 if not r[1] then
   redis.call('HSET', KEYS[1], 'state', 'P', 'token', ARGV[2], 'fp', ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  if KEYS[2] then return {'S', redis.call('HGET', KEYS[2], 'json')} end
   return {'S'}
 end
 if r[2] ~= ARGV[1] then return {'M'} end
@@ -357,6 +361,9 @@ func (r *Redis) Begin(ctx context.Context, k Key, fingerprint string, lease time
 	}
 	token := newToken()
 	keys, args := []string{RecordKey(k)}, []any{fingerprint, token, millis(lease)}
+	if k.Scope == ScopeOrder {
+		keys = append(keys, OrderKey(k.ScopeID)) // read with the claim: one round trip less
+	}
 	claimKeys, claimArgs := []string{ClaimKey(k)}, []any{fingerprint, claimEntity(k), millis(lease)}
 	var begin, claim *redis.Cmd
 	// Each command carries its own error; the pipeline's is the first of them.
@@ -390,7 +397,17 @@ func (r *Redis) Begin(ctx context.Context, k Key, fingerprint string, lease time
 			}
 			return Begun{State: Mismatch}, nil // used for another entity
 		}
-		return Begun{State: Started, Token: token}, nil
+		begun := Begun{State: Started, Token: token}
+		if k.Scope == ScopeOrder && len(found) > 1 {
+			if doc, ok := found[1].(string); ok {
+				var o domain.Order
+				if err := json.Unmarshal([]byte(doc), &o); err != nil {
+					return Begun{}, fmt.Errorf("store: order %q: %w", k.ScopeID, err)
+				}
+				begun.Order = &o
+			}
+		}
+		return begun, nil
 	case "M":
 		return Begun{State: Mismatch}, nil
 	case "P":

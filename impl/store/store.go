@@ -151,6 +151,11 @@ type Begun struct {
 	State    BeginState
 	Token    string // with Started
 	Response []byte // with Done: exactly the bytes given to Commit
+	// Order is, with Started on a ScopeOrder key, the order as Begin found
+	// it in the same round trip (nil: no such order), so that the work
+	// needs no read of its own; its Version guards the commit as a fresh
+	// read's would.
+	Order *domain.Order
 }
 
 // Effect is a business write committed together with an idempotency record:

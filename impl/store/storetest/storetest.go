@@ -60,6 +60,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		}},
 		{"Idempotency", []test{
 			{"BeginTwice", testBeginTwice},
+			{"BeginReadsTheOrder", testBeginReadsTheOrder},
 			{"CommitReplays", testCommitReplays},
 			{"CommitTwice", testCommitTwice},
 			{"FingerprintMismatch", testFingerprintMismatch},
@@ -378,6 +379,23 @@ func testBeginTwice(t *testing.T, h Harness) {
 	k := orderKey("r1", "o1")
 	start(t, h.Store, k, "fp1")
 	wantState(t, h.Store, k, "fp1", store.InProgress)
+}
+
+// A new claim on an order's key carries the order as it was, version
+// included (nil when there is none): the work needs no read of its own.
+func testBeginReadsTheOrder(t *testing.T, h Harness) {
+	if b := wantState(t, h.Store, orderKey("r0", "o-none"), "fp1", store.Started); b.Order != nil {
+		t.Errorf("Begin on a missing order carries %+v", b.Order)
+	}
+	stored := put(t, h.Store, domain.Order{RequestOrderID: "o1", PosOrderID: "p1", Status: domain.Ready})
+	b := wantState(t, h.Store, orderKey("r1", "o1"), "fp1", store.Started)
+	if b.Order == nil || b.Order.Version != stored.Version || b.Order.Status != domain.Ready || b.Order.PosOrderID != "p1" {
+		t.Errorf("Begin carries %+v, want the stored order %+v", b.Order, stored)
+	}
+	put(t, h.Store, domain.Order{RequestOrderID: "t1", PosOrderID: "p", Status: domain.Ready})
+	if b := wantState(t, h.Store, tradeKey("r2", "t1"), "fp1", store.Started); b.Order != nil {
+		t.Errorf("Begin on a trade's key carries an order: %+v", b.Order)
+	}
 }
 
 func testCommitReplays(t *testing.T, h Harness) {
