@@ -30,6 +30,10 @@ type config struct {
 	ShutdownTimeout   time.Duration
 	MaxBodyBytes      int64
 	LogLevel          slog.Level
+	// PprofAddr is the address of a listener of its own serving
+	// net/http/pprof (empty: none): profiles for operators, never on the
+	// partner port.
+	PprofAddr string
 	// DocsFile is an HTML reference page served at /docs instead of the
 	// partner edition's page embedded in the binary (empty: that one).
 	DocsFile string
@@ -132,6 +136,8 @@ func settings() []setting {
 			logLevel},
 		{"ORDERHUB_DOCS_FILE", "unset: the embedded page", "an HTML reference page served at /docs instead of the embedded one",
 			text(func(c *config) *string { return &c.DocsFile }, "")},
+		{"ORDERHUB_PPROF_ADDR", "unset: off", "host:port of a separate listener serving Go's profiles (/debug/pprof/), never the service's own port; bind it to localhost",
+			text(func(c *config) *string { return &c.PprofAddr }, "")},
 	}
 }
 

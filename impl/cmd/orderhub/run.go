@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -138,12 +139,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.Faults {
 		startup.Warn("fault rules on (ORDERHUB_FAULTS=1): /ops/faults scripts answers, delays and dropped connections; a test instance, never production")
 	}
+	if cfg.PprofAddr != "" {
+		stopProfiles, err := serveProfiles(cfg.PprofAddr, startup)
+		if err != nil {
+			return err
+		}
+		defer stopProfiles()
+	}
 	startup.Info("listening", "url", "http://"+ln.Addr().String(), "addr", ln.Addr().String(), "store", storeName)
 
 	reloadCtx, stopReloading := context.WithCancel(ctx)
 	defer stopReloading()
 	go reloadClients(reloadCtx, reload, svc, log)
 	return serve(ctx, srv, ln, cfg.ShutdownTimeout, startup)
+}
+
+// serveProfiles serves net/http/pprof on a listener of its own at addr
+// (ORDERHUB_PPROF_ADDR): never on the partner port, and only when asked.
+// The returned func closes it.
+func serveProfiles(addr string, startup *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &configError{fmt.Sprintf("ORDERHUB_PPROF_ADDR=%q: %v", addr, err)}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	startup.Warn("profiles served (ORDERHUB_PPROF_ADDR): Go's pprof endpoints, for operators only", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return func() { _ = srv.Close() }, nil
 }
 
 // isHelp reports whether arg asks for the settings.

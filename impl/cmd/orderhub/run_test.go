@@ -755,3 +755,33 @@ func TestRunAnswersASlowBody408(t *testing.T) {
 		break
 	}
 }
+
+// TestRunServesProfilesApart: ORDERHUB_PPROF_ADDR serves Go's profiles on
+// a listener of its own, named at start-up; the service's port has none.
+func TestRunServesProfilesApart(t *testing.T) {
+	s := start(t, map[string]string{"ORDERHUB_PPROF_ADDR": "127.0.0.1:0"})
+	var profiles string
+	for _, l := range s.startup {
+		var line struct{ Msg, URL string }
+		if json.Unmarshal([]byte(l), &line) == nil && strings.HasPrefix(line.Msg, "profiles served") {
+			profiles = line.URL
+		}
+	}
+	if profiles == "" || strings.HasPrefix(profiles, s.base) {
+		t.Fatalf("profiles at %q (service at %s): want a listener of their own in %q", profiles, s.base, s.startup)
+	}
+	res, err := http.Get(profiles + "goroutine?debug=1")
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("profiles: %v %v", err, res)
+	}
+	res.Body.Close()
+	res, err = http.Get(s.base + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if strings.Contains(string(body), "goroutine") || !strings.Contains(string(body), "INVALID_API") {
+		t.Errorf("the service's port answers /debug/pprof/ with %d %s, want the INVALID_API envelope", res.StatusCode, body)
+	}
+}
