@@ -24,6 +24,10 @@ check-generated: ## fail when generated/ differs from a fresh generation
 run: ## serve on 127.0.0.1:8080 with the in-memory store (ORDERHUB_* variables apply)
 	ORDERHUB_DEV=1 ORDERHUB_ADDR="$${ORDERHUB_ADDR:-127.0.0.1:8080}" ORDERHUB_ADMIN_TOKEN="$${ORDERHUB_ADMIN_TOKEN:-dev-admin-token}" $(GO) run -ldflags "$(LDFLAGS)" ./impl/cmd/orderhub
 
+.PHONY: build
+build: ## the orderhub binary, bin/orderhub, stamped with version and commit; CRYPTO=boringcrypto for the faster-crypto build (cgo, linux amd64/arm64)
+	$(if $(filter boringcrypto,$(CRYPTO)),CGO_ENABLED=1 GOEXPERIMENT=boringcrypto,) $(GO) build -ldflags "$(LDFLAGS)" -o bin/orderhub ./impl/cmd/orderhub
+
 .PHONY: docs
 docs: ## build the partner edition and its reference page, generated/partner (embedded, served at /docs)
 	scripts/build-partner.sh
