@@ -428,7 +428,11 @@ func TestStoreUpFollowsPing(t *testing.T) {
 	if up := m["orderhub_store_up"]; len(up) != 1 || up[0].value != 0 {
 		t.Errorf("orderhub_store_up with the store down: %+v, want 0", up)
 	}
-	if got := value(m, "orderhub_store_errors_total", map[string]string{"call": "ping"}); got != 1 {
-		t.Errorf("store errors on ping = %v, want 1", got)
+	// The registry gathers collectors concurrently: the failed ping of a
+	// scrape may be counted after the counter was read. The next scrape
+	// shows it.
+	m = scrape(t, o)
+	if got := value(m, "orderhub_store_errors_total", map[string]string{"call": "ping"}); got < 1 {
+		t.Errorf("store errors on ping = %v, want at least 1", got)
 	}
 }
