@@ -22,6 +22,9 @@ func faultEnvs(t *testing.T, test func(t *testing.T, e *env)) {
 		"memory": {withMemoryStore(), withFaults()},
 		"redis":  {withFaults()},
 	} {
+		if name == "memory" && clusterMode() {
+			continue // the memory store does not depend on the Redis mode: the single-node run covers it
+		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			test(t, newEnv(t, opts...))

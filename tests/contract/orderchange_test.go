@@ -65,6 +65,9 @@ func (e *env) order(id string) models.Order {
 // Cluster under ORDERHUB_TEST_REDIS=cluster).
 func changeEnvs(t *testing.T, test func(t *testing.T, e *env)) {
 	for name, opts := range map[string][]envOption{"memory": {withMemoryStore()}, "redis": nil} {
+		if name == "memory" && clusterMode() {
+			continue // the memory store does not depend on the Redis mode: the single-node run covers it
+		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			test(t, newEnv(t, opts...))

@@ -51,6 +51,18 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
+// parallel lets t run beside its siblings when each test starts a
+// redis-server of its own; clusters are pooled and take seconds to launch,
+// so on clusters tests take their turns.
+func parallel(t *testing.T) {
+	if clusters == nil {
+		t.Parallel()
+	}
+}
+
+// clusterMode reports whether the suite runs on Redis Clusters.
+func clusterMode() bool { return clusters != nil }
+
 // redisProcess is the Redis behind an env: fault tests stop and restart
 // it, and some inspect it through a client of their own.
 type redisProcess interface {

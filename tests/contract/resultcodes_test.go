@@ -36,6 +36,7 @@ func runCodeCases(t *testing.T, cases []codeCase) {
 	shared := newEnv(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			parallel(t)
 			var e *env
 			if tc.own {
 				e = newEnv(t, tc.opts...)
