@@ -46,7 +46,11 @@ func Start(t testing.TB, extraArgs ...string) *Server {
 	if err != nil {
 		t.Fatal("redis-server not found: run scripts/ensure-redis.sh")
 	}
-	port := freePort(t)
+	ports, err := freePorts(2)
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	port := ports[0]
 	s := &Server{
 		t:    t,
 		bin:  bin,
@@ -54,6 +58,10 @@ func Start(t testing.TB, extraArgs ...string) *Server {
 		args: append([]string{
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--dir", t.TempDir(),
+			// A node with --cluster-enabled also listens on its bus port,
+			// port+10000 unless named: picked free like the other, so it
+			// cannot meet another test's server (ignored otherwise).
+			"--cluster-port", strconv.Itoa(ports[1]),
 		}, extraArgs...),
 	}
 	// Registered after TempDir, so it runs first: the server stops before
@@ -61,18 +69,6 @@ func Start(t testing.TB, extraArgs ...string) *Server {
 	t.Cleanup(s.Stop)
 	s.start()
 	return s
-}
-
-// freePort asks the kernel for a free port. Another process could take it
-// before redis-server binds it; start then fails visibly, not flakily.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("redistest: find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Addr is the server's host:port.
