@@ -287,6 +287,18 @@ func (c *Catalog) Operations() []Operation {
 	return slices.Clone(c.list)
 }
 
+// IdempotentIDs lists the operationIds of the idempotent (partner)
+// operations, the notifications whose answers are stored, sorted.
+func (c *Catalog) IdempotentIDs() []string {
+	var ids []string
+	for _, op := range c.list {
+		if op.Idempotent {
+			ids = append(ids, op.ID)
+		}
+	}
+	return ids
+}
+
 // IDs lists the operationIds of one kind, sorted.
 func (c *Catalog) IDs(k Kind) []string {
 	var ids []string

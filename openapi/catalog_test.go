@@ -36,7 +36,7 @@ func TestPartnerOperations(t *testing.T) {
 			idem = append(idem, op.ID)
 		}
 	}
-	if want := []string{"notifyDeliveryAuditResult", "notifyOrderChange", "notifyOrderCompletion"}; !slices.Equal(idem, want) {
+	if want := []string{"notifyDeliveryAuditResult", "notifyOrderChange", "notifyOrderCompletion"}; !slices.Equal(idem, want) || !slices.Equal(c.IdempotentIDs(), want) {
 		t.Errorf("idempotent operations = %v, want %v", idem, want)
 	}
 }

@@ -23,7 +23,7 @@ func (h *handlers) GetStoredAnswer(ctx context.Context, req server.GetStoredAnsw
 	p := req.Params
 	op, ok := h.catalog.OperationByID(p.Operation)
 	if !ok || op.Kind != openapi.Partner || !op.Idempotent {
-		return nil, &paramError{"query operation: not a notification idempotent on requestId; one of " + strings.Join(h.idempotentOps(), ", ")}
+		return nil, &paramError{"query operation: not a notification idempotent on requestId; one of " + strings.Join(h.catalog.IdempotentIDs(), ", ")}
 	}
 	record, err := h.st.Answer(ctx, op.ID, p.ClientID, p.RequestID)
 	if err != nil {
@@ -45,17 +45,6 @@ func (h *handlers) GetStoredAnswer(ctx context.Context, req server.GetStoredAnsw
 		Headers:   headers,
 		Body:      a.Body,
 	}, nil
-}
-
-// idempotentOps are the operations whose answers are stored, sorted.
-func (h *handlers) idempotentOps() []string {
-	var ids []string
-	for _, op := range h.catalog.Operations() {
-		if op.Kind == openapi.Partner && op.Idempotent {
-			ids = append(ids, op.ID)
-		}
-	}
-	return ids
 }
 
 // storedAnswer is sent as render writes an answer, without HTML escapes, so

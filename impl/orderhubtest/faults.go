@@ -42,44 +42,35 @@ func DropAfterCommit(operation string) Fault {
 	return Fault{models.NewFaultRule{Operation: operation, Action: models.FaultActionDropAfterCommit}}
 }
 
-func (f Fault) match() *models.FaultMatch {
+// matching narrows f's match with set.
+func (f Fault) matching(set func(m *models.FaultMatch)) Fault {
 	m := models.FaultMatch{}
 	if f.rule.Match != nil {
 		m = *f.rule.Match
 	}
-	return &m
+	set(&m)
+	f.rule.Match = &m
+	return f
 }
 
 // ForRequestID acts only on calls whose body's requestId is id.
 func (f Fault) ForRequestID(id string) Fault {
-	m := f.match()
-	m.RequestID = &id
-	f.rule.Match = m
-	return f
+	return f.matching(func(m *models.FaultMatch) { m.RequestID = &id })
 }
 
 // ForOrder acts only on calls whose body's requestOrderId is id.
 func (f Fault) ForOrder(id string) Fault {
-	m := f.match()
-	m.RequestOrderID = &id
-	f.rule.Match = m
-	return f
+	return f.matching(func(m *models.FaultMatch) { m.RequestOrderID = &id })
 }
 
 // ForTrade acts only on calls whose body's tradeId is id.
 func (f Fault) ForTrade(id string) Fault {
-	m := f.match()
-	m.TradeID = &id
-	f.rule.Match = m
-	return f
+	return f.matching(func(m *models.FaultMatch) { m.TradeID = &id })
 }
 
 // ForClient acts only on calls with Client-Id id.
 func (f Fault) ForClient(id string) Fault {
-	m := f.match()
-	m.ClientID = &id
-	f.rule.Match = m
-	return f
+	return f.matching(func(m *models.FaultMatch) { m.ClientID = &id })
 }
 
 // Times acts on the next n matching calls only (without it: every one,

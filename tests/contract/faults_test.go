@@ -82,13 +82,7 @@ func idempotentOps(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, op := range cat.Operations() {
-		if op.Idempotent {
-			ids = append(ids, op.ID)
-		}
-	}
-	return ids
+	return cat.IdempotentIDs()
 }
 
 // audit is a notifyDeliveryAuditResult body accepting batch B-1.
